@@ -112,6 +112,11 @@ class Benchmark:
         return len(self.train_stream)
 
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input sample (models size their first layer from it)."""
+        return tuple(self.train_stream[0].dataset._x.shape[1:])
+
+    @property
     def classes_in_experience(self) -> list[list[int]]:
         return [exp.classes_in_this_experience for exp in self.train_stream]
 
@@ -122,6 +127,18 @@ class Benchmark:
     @property
     def streams(self) -> dict[str, Stream]:
         return {"train": self.train_stream, "test": self.test_stream}
+
+    def to(self, device: torch.device | str) -> Benchmark:
+        """Move every stream's storage to ``device`` once; experiences stay views on it."""
+        moved: dict[int, ClassificationDataset] = {}
+        for stream in (self.train_stream, self.test_stream):
+            for exp in stream:
+                data = exp.dataset
+                key = id(data._x)
+                if key not in moved:
+                    moved[key] = data._view(None).to(device)
+                exp.dataset = moved[key].subset(data.storage_indices.to(device))
+        return self
 
 
 def nc_benchmark(

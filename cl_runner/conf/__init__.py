@@ -1,0 +1,1 @@
+"""Hydra config groups of cl-run (a package so Hydra finds them when installed)."""

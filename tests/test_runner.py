@@ -1,0 +1,110 @@
+"""The `cl-run` entry point end to end on Split Digits, read back through MlflowClient."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.helpers import cl_run, history, local_store, runs_of
+
+N_EXP = 5
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("default")
+    proc = cl_run(root)
+    uri = local_store(root)
+    (run,) = runs_of(uri)
+    return proc, uri, run
+
+
+def test_default_run_prints_matrix_and_summary(default_run):
+    proc, _, _ = default_run
+    assert "Accuracy matrix" in proc.stdout
+    assert "final average accuracy" in proc.stdout and "average forgetting" in proc.stdout
+
+
+def test_default_run_params_metrics_and_steps(default_run):
+    _, uri, run = default_run
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "parametric-class-m200-s0"
+    params = run.data.params
+    assert params["buffer.max_size"] == "200" and params["buffer.groupby"] == "class"
+    assert params["benchmark._target_"] == "cl_runner.benchmarks.SplitDigits"
+    assert params["seed"] == "0" and params["optimizer.lr"] == "0.001"
+    keys = set(run.data.metrics)
+    expected = {f"accuracy/exp_{j:03d}" for j in range(N_EXP)}
+    expected |= {f"buffer/class_{c:03d}" for c in range(10)}
+    expected |= {"accuracy/stream", "buffer/size", "accuracy/average_seen", "forgetting/average"}
+    assert expected <= keys
+    for key in expected:
+        assert [s for s, _ in history(uri, run.info.run_id, key)] == list(range(N_EXP)), key
+
+
+def test_buffer_counts_sum_to_size_and_respect_max(default_run):
+    _, uri, run = default_run
+    rid = run.info.run_id
+    sizes = dict(history(uri, rid, "buffer/size"))
+    per_class = [dict(history(uri, rid, f"buffer/class_{c:03d}")) for c in range(10)]
+    for step in range(N_EXP):
+        assert sum(pc[step] for pc in per_class) == sizes[step]
+        assert sizes[step] <= 200
+    assert sizes[N_EXP - 1] == 200  # 1347 training samples seen: the buffer is full
+    # after the first experience only its two classes are stored
+    assert sum(1 for pc in per_class if pc[0] > 0) == 2
+
+
+def test_stream_accuracy_matches_matrix_row_and_artifacts(default_run):
+    _, uri, run = default_run
+    client = MlflowClient(tracking_uri=uri)
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"metrics.jsonl", "accuracy_matrix.csv", "buffer_composition.csv", ".hydra"} <= names
+    local = Path(client.download_artifacts(run.info.run_id, "accuracy_matrix.csv"))
+    rows = [line.split(",") for line in local.read_text().splitlines()[1:]]
+    last = [float(v) for v in rows[-1][1:]]
+    for j, value in enumerate(last):
+        assert history(uri, run.info.run_id, f"accuracy/exp_{j:03d}")[-1][1] == pytest.approx(value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "final_size", "run_name"),
+    [
+        (["buffer=reservoir"], 200, "reservoir-m200-s0"),
+        (["buffer=parametric", "buffer.groupby=class"], 200, "parametric-class-m200-s0"),
+        (["buffer=none"], 0, "none-s0"),
+        (["buffer.max_size=50"], 50, "parametric-class-m50-s0"),
+        (["buffer=class_balanced"], 200, "class_balanced-m200-s0"),
+        (["buffer=experience_balanced"], 200, "experience_balanced-m200-s0"),
+    ],
+)
+def test_each_buffer_option_runs(tmp_path: Path, overrides, final_size, run_name):
+    cl_run(tmp_path, "strategy.train_epochs=1", *overrides)
+    uri = local_store(tmp_path)
+    (run,) = runs_of(uri)
+    assert run.info.status == "FINISHED" and run.info.run_name == run_name
+    assert history(uri, run.info.run_id, "buffer/size")[-1] == (N_EXP - 1, final_size)
+
+
+def test_multirun_makes_one_run_per_job_tagged_with_the_sweep(tmp_path: Path):
+    cl_run(tmp_path, "-m", "buffer.max_size=20,50", "strategy.train_epochs=1")
+    runs = runs_of(local_store(tmp_path))
+    assert sorted(r.info.run_name for r in runs) == [
+        "parametric-class-m20-s0", "parametric-class-m50-s0"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert len({r.data.tags["sweep"] for r in runs}) == 1
+
+
+def test_replay_beats_fine_tuning(tmp_path: Path):
+    """Class-incremental fine-tuning forgets everything but the last experience."""
+    replay = cl_run(tmp_path / "replay", "tracking=none", check=False)
+    none = cl_run(tmp_path / "none", "tracking=none", "buffer=none", check=False)
+    acc = {}
+    for name, proc in (("replay", replay), ("none", none)):
+        assert proc.returncode == 0, proc.stderr
+        line = next(ln for ln in proc.stdout.splitlines() if "final average accuracy" in ln)
+        acc[name] = float(line.split("final average accuracy:")[1].split()[0])
+    assert acc["none"] < 0.3
+    assert acc["replay"] > acc["none"] + 0.4
