@@ -1,4 +1,8 @@
-"""`cl-run`: compose the config with Hydra and run one job (or a sweep with ``-m``)."""
+"""`cl-run`: compose the config with Hydra and run one job (or a sweep with ``-m``).
+
+Only Hydra and OmegaConf are imported up front, so ``--help`` and config errors answer
+without loading torch or MLflow.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import sys
 
 import hydra
 from omegaconf import DictConfig
+
+EXIT_USER_ERROR = 2
 
 
 def _job_tags() -> dict[str, str]:
@@ -20,19 +26,53 @@ def _job_tags() -> dict[str, str]:
     return tags
 
 
+def _user_error(exc: BaseException) -> BaseException | None:
+    """The user-facing error behind ``exc`` (Hydra wraps errors raised while instantiating)."""
+    from cl_runner.benchmarks.base import BenchmarkConfigError
+    from cl_runner.errors import UserError
+
+    user_errors: tuple[type[BaseException], ...] = (UserError, BenchmarkConfigError)
+    try:
+        from cl_runner.benchmarks.torchvision_sources import DatasetUnavailableError
+    except ImportError:  # pragma: no cover - torchvision missing
+        pass
+    else:
+        user_errors += (DatasetUnavailableError,)
+    while exc is not None:
+        if isinstance(exc, user_errors):
+            return exc
+        exc = exc.__cause__
+    return None
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"cl-run: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def _task(cfg: DictConfig) -> float:
-    from hydra.core.hydra_config import HydraConfig
-
     from cl_runner.config import ConfigError, validate
-    from cl_runner.run import run_experiment
 
     try:
         validate(cfg)
     except ConfigError as err:
-        print(f"cl-run: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    result = run_experiment(cfg, HydraConfig.get().runtime.output_dir, tags=_job_tags())
+        _fail(str(err), EXIT_USER_ERROR)
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from cl_runner.errors import NonFiniteLossError
+    from cl_runner.run import run_experiment
+
+    try:
+        result = run_experiment(cfg, HydraConfig.get().runtime.output_dir, tags=_job_tags())
+    except NonFiniteLossError as err:
+        _fail(str(err), 1)
+    except Exception as err:
+        user_error = _user_error(err)
+        if user_error is None:
+            raise
+        _fail(str(user_error), EXIT_USER_ERROR)
     return result.final_average_accuracy
 
 

@@ -5,11 +5,33 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
 CL_RUN = [sys.executable, "-m", "cl_runner.cli"]
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cl_env(output_root: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of a test job: outputs under output_root, this repo importable."""
+    full = {**os.environ, "CL_RUNNER_OUTPUT_ROOT": str(output_root), "PYTHONPATH": str(REPO)}
+    full.pop("MLFLOW_TRACKING_URI", None)
+    full.update(env or {})
+    return full
+
+
+def start_cl_run(output_root: Path, *overrides: str, env: dict[str, str] | None = None
+                 ) -> subprocess.Popen:
+    """``cl-run`` in the background (for tests that interrupt or kill it)."""
+    output_root.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [*CL_RUN, *overrides], env=cl_env(output_root, env), cwd=output_root, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
 
 
 def cl_run(
@@ -18,15 +40,32 @@ def cl_run(
 ) -> subprocess.CompletedProcess:
     """``cl-run OVERRIDES`` with every output (Hydra folders, MLflow store) under output_root."""
     output_root.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, "CL_RUNNER_OUTPUT_ROOT": str(output_root), **(env or {})}
-    full_env.pop("MLFLOW_TRACKING_URI", None) if "MLFLOW_TRACKING_URI" not in (env or {}) else None
     proc = subprocess.run(
-        [*CL_RUN, *overrides], env=full_env, capture_output=True, text=True, timeout=timeout,
+        [*CL_RUN, *overrides], env=cl_env(output_root, env), capture_output=True, text=True, timeout=timeout,
         cwd=output_root,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"cl-run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def run_folders(output_root: Path) -> list[Path]:
+    """Job output folders (those with a run_info.json), oldest first."""
+    return sorted(p.parent for p in (output_root / "runs").glob("*/*/run_info.json"))
+
+
+def wait_for_lines(path_glob: str, root: Path, n: int, proc: subprocess.Popen,
+                   timeout: float = 120) -> Path:
+    """Wait until a file matching ``path_glob`` under root has ``n`` lines."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in root.glob(path_glob):
+            if len(path.read_text().splitlines()) >= n:
+                return path
+        if proc.poll() is not None:
+            raise AssertionError(f"cl-run ended early:\n{proc.communicate()}")
+        time.sleep(0.05)
+    raise AssertionError(f"{path_glob} never reached {n} lines")
 
 
 def local_store(output_root: Path) -> str:

@@ -41,13 +41,29 @@ class MLflowRunLogger:
         for start in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
 
+    def logged_steps(self, key: str) -> set[int]:
+        """Steps of ``key`` the run already has (to resend only what is missing)."""
+        return {m.step for m in self.client.get_metric_history(self.run_id, key)}
+
+    def reopen(self) -> None:
+        """Mark a resumed run as running again."""
+        self.client.update_run(self.run_id, status="RUNNING")
+
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
 
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+    def log_artifacts(self, folder: str | Path, skip: tuple[str, ...] = ()) -> None:
+        """Upload a folder's files (sub-folders kept) except the names in ``skip``."""
+        folder = Path(folder)
+        for path in sorted(folder.iterdir()):
+            if path.name in skip:
+                continue
+            if path.is_dir():
+                self.client.log_artifacts(self.run_id, str(path), path.name)
+            else:
+                self.client.log_artifact(self.run_id, str(path))
 
     def end(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)

@@ -1,0 +1,20 @@
+"""A replay plugin that crashes on purpose, selected with `dataloader._target_=` in tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cl_runner.training import ReplayPlugin
+
+
+class CrashingReplay(ReplayPlugin):
+    """Raises RuntimeError when training experience ``crash_at`` starts."""
+
+    def __init__(self, crash_at: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.crash_at = crash_at
+
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        if strategy.experience.current_experience == self.crash_at:
+            raise RuntimeError("boom: injected failure")
+        super().before_training_exp(strategy, **kwargs)
