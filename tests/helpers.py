@@ -41,8 +41,8 @@ def cl_run(
     """``cl-run OVERRIDES`` with every output (Hydra folders, MLflow store) under output_root."""
     output_root.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        [*CL_RUN, *overrides], env=cl_env(output_root, env), capture_output=True, text=True, timeout=timeout,
-        cwd=output_root,
+        [*CL_RUN, *overrides], env=cl_env(output_root, env), capture_output=True, text=True,
+        timeout=timeout, cwd=output_root,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"cl-run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
