@@ -66,9 +66,13 @@ def test_group_balanced_batch_holds_each_groups_share_in_group_order():
     assert y.tolist() == torch.repeat_interleave(torch.arange(5), shares).tolist()
 
 
-def test_group_balanced_refuses_batch_smaller_than_group_count():
-    with pytest.raises(ValueError, match="batch_size=3 is smaller than the number of groups"):
-        GroupBalancedDataLoader(groups([5] * 4), batch_size=3)
+def test_batch_smaller_than_group_count_takes_one_per_group_with_a_warning():
+    """The seed tutorial's batch_size=4 over 5 experiences (Avalanche refuses it)."""
+    with pytest.warns(UserWarning, match="batch_size=3 is smaller than the number of groups"):
+        loader = GroupBalancedDataLoader(groups([5] * 4), batch_size=3)
+    assert loader.batch_sizes == [1, 1, 1, 1]
+    _, y, _ = next(iter(loader))
+    assert y.tolist() == [0, 1, 2, 3]
 
 
 # -- epoch length, drop-out and oversampling ---------------------------------------------------
@@ -226,10 +230,11 @@ def test_task_balanced_memory_split():
     _, _, t = next(iter(loader))
     # current data is task 0 too: 5 current + 4 + 3 + 3 memory samples
     assert label_counts(t, 3) == [9, 3, 3]
-    with pytest.raises(ValueError, match="batch_size_mem=2 is smaller than the number of memory"):
-        ReplayDataLoader(
+    with pytest.warns(UserWarning, match="batch_size_mem=2 is smaller than the number of memory"):
+        small = ReplayDataLoader(
             current, memory, batch_size=5, batch_size_mem=2, task_balanced_dataloader=True
         )
+    assert small.batch_sizes == [5, 1, 1, 1]
 
 
 def test_replay_batch_size_per_task():

@@ -14,6 +14,7 @@ default ``$CL_RUNNER_DATA_ROOT`` or ``./data``), ``download`` (torchvision's dow
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +41,8 @@ CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 CIFAR_PADDING = 4
 
 PathLike = str | Path | None
+# Where Debian's dataset-fashion-mnist package puts the original files (skipped if absent).
+FMNIST_MIRROR = os.environ.get("CL_RUNNER_FMNIST_MIRROR", "/usr/share/datasets/fashion-mnist")
 
 
 def SplitMNIST(  # noqa: N802 - benchmark constructors use Avalanche's class-style names
@@ -68,10 +71,14 @@ def SplitFMNIST(  # noqa: N802
     fixed_class_order: Sequence[int] | None = None,
     root: PathLike = None,
     download: bool = False,
-    mirror: PathLike = None,
+    mirror: PathLike = FMNIST_MIRROR,
     verify_checksums: bool = True,
 ) -> Benchmark:
-    """Fashion-MNIST's 10 clothing classes in ``n_experiences`` class-incremental experiences."""
+    """Fashion-MNIST's 10 clothing classes in ``n_experiences`` class-incremental experiences.
+
+    ``mirror`` defaults to Debian's ``dataset-fashion-mnist`` folder (or
+    ``$CL_RUNNER_FMNIST_MIRROR``), so the seed tutorial runs offline where that package is.
+    """
     return _class_split(
         "fmnist", 10, FMNIST_STATS, False, n_experiences, return_task_id, seed,
         fixed_class_order,

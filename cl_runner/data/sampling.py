@@ -8,6 +8,7 @@ them in group order. Per step the Python cost is one slice per group, never one 
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -23,16 +24,19 @@ def split_batch_size(
 ) -> list[int]:
     """Share ``total`` among groups: ``total // n`` each, the first ``total % n`` get one more.
 
-    32 over 5 groups -> [7, 7, 6, 6, 6], as Avalanche's GroupBalancedDataLoader. ``name`` and
-    ``groups`` only word the error for the caller's setting.
+    32 over 5 groups -> [7, 7, 6, 6, 6], as Avalanche's GroupBalancedDataLoader. A total
+    smaller than the number of groups gives every group one sample, with a warning (Avalanche
+    refuses it, but the seed tutorial asks for batch_size=4 over 5 experiences). ``name`` and
+    ``groups`` only word the messages for the caller's setting.
     """
     if n_groups < 1:
         raise ValueError(f"a balanced batch needs at least one of the {groups}, got none")
     if total < n_groups:
-        raise ValueError(
-            f"{name}={total} is smaller than the number of {groups} ({n_groups}); "
-            "every group needs at least one sample per batch"
+        warnings.warn(
+            f"{name}={total} is smaller than the number of {groups} ({n_groups}): each batch "
+            f"takes one sample per group, {n_groups} in all", stacklevel=3,
         )
+        total = n_groups
     base, extra = divmod(total, n_groups)
     return [base + 1 if i < extra else base for i in range(n_groups)]
 

@@ -1,0 +1,74 @@
+"""A run's artifacts, downloaded from MLflow, agree exactly with its metric histories."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.helpers import cl_run, history, local_store, runs_of
+
+N_EXP, N_CLASSES = 5, 10
+OVERRIDES = ("strategy.train_epochs=1",)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path]:
+    root = tmp_path_factory.mktemp("artifacts")
+    cl_run(root, *OVERRIDES)
+    uri = local_store(root)
+    (run,) = runs_of(uri)
+    client = MlflowClient(tracking_uri=uri)
+    folder = Path(client.download_artifacts(run.info.run_id, "", str(root / "download")))
+    return uri, run.info.run_id, folder
+
+
+def _rows(path: Path) -> list[list[str]]:
+    with open(path, newline="") as f:
+        return list(csv.reader(f))[1:]
+
+
+@pytest.mark.parametrize("name", ["accuracy_matrix.png", "buffer_composition.png"])
+def test_charts_are_png_images(artifacts, name):
+    _, _, folder = artifacts
+    data = (folder / name).read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 1000
+
+
+def test_accuracy_matrix_csv_equals_metric_histories(artifacts):
+    uri, run_id, folder = artifacts
+    rows = _rows(folder / "accuracy_matrix.csv")
+    assert [int(r[0]) for r in rows] == list(range(N_EXP))
+    for j in range(N_EXP):
+        column = [(i, float(r[1 + j])) for i, r in enumerate(rows)]
+        assert history(uri, run_id, f"accuracy/exp_{j:03d}") == column
+
+
+def test_buffer_composition_csv_equals_metric_histories(artifacts):
+    uri, run_id, folder = artifacts
+    rows = _rows(folder / "buffer_composition.csv")
+    assert [int(r[0]) for r in rows] == list(range(N_EXP))
+    for c in range(N_CLASSES):
+        column = [(i, float(r[1 + c])) for i, r in enumerate(rows)]
+        assert history(uri, run_id, f"buffer/class_{c:03d}") == column
+
+
+def test_metrics_file_has_one_line_per_step_equal_to_mlflow(artifacts):
+    uri, run_id, folder = artifacts
+    lines = [json.loads(ln) for ln in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [ln["step"] for ln in lines] == list(range(N_EXP))
+    keys = {k for ln in lines for k in ln} - {"step"}
+    assert len(keys) > 30
+    for key in keys:
+        expected = [(ln["step"], ln[key]) for ln in lines if key in ln]
+        assert history(uri, run_id, key) == expected, key
+
+
+def test_hydra_overrides_are_uploaded(artifacts):
+    _, _, folder = artifacts
+    assert yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) == list(OVERRIDES)
