@@ -108,3 +108,34 @@ def test_replay_beats_fine_tuning(tmp_path: Path):
         acc[name] = float(line.split("final average accuracy:")[1].split()[0])
     assert acc["none"] < 0.3
     assert acc["replay"] > acc["none"] + 0.4
+
+
+@pytest.mark.parametrize(
+    ("overrides", "group_metric"),
+    [
+        (["dataloader=group_balanced"], "buffer/class_group_0"),
+        (["benchmark.return_task_id=true", "model=multihead_mlp", "dataloader=task_balanced",
+          "buffer.groupby=task"], "buffer/task_4"),
+        (["benchmark.return_task_id=true", "model=multihead_mlp",
+          "dataloader.task_balanced_dataloader=true", "buffer.groupby=experience",
+          "selection=herding"], "buffer/experience_4"),
+        (["buffer.groupby=null", "selection=closest_to_center"], "buffer/group_0"),
+    ],
+)
+def test_loader_buffer_and_task_incremental_options(tmp_path: Path, overrides, group_metric):
+    cl_run(tmp_path, "strategy.train_epochs=1", *overrides)
+    uri = local_store(tmp_path)
+    (run,) = runs_of(uri)
+    assert run.info.status == "FINISHED"
+    groups = [k for k in run.data.metrics if k.startswith(group_metric.rsplit("_", 1)[0] + "_")]
+    assert group_metric in run.data.metrics
+    final = {k: history(uri, run.info.run_id, k)[-1][1] for k in groups}
+    assert sum(final.values()) == history(uri, run.info.run_id, "buffer/size")[-1][1] == 200
+
+
+def test_task_incremental_multihead_beats_class_incremental_fine_tuning(tmp_path: Path):
+    """With task labels at test time, fine-tuning a multi-head model forgets far less."""
+    ti = cl_run(tmp_path / "ti", "tracking=none", "buffer=none", "model=multihead_mlp",
+                "benchmark.return_task_id=true")
+    line = next(ln for ln in ti.stdout.splitlines() if "final average accuracy" in ln)
+    assert float(line.split("final average accuracy:")[1].split()[0]) > 0.8
