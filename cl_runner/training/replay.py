@@ -7,25 +7,48 @@ from typing import Any
 from cl_runner.training.plugins import SupervisedPlugin
 
 
-def _default_policy(mem_size: int, storage_policy: Any) -> Any:
-    from cl_runner.buffers import ExperienceBalancedBuffer
+class _BufferReplay(SupervisedPlugin):
+    """What every replay plugin does: own a buffer, replace the loader once the buffer holds
+    data, and update the buffer after each experience. Subclasses say how batches are formed.
+    """
 
-    if storage_policy is None:
-        return ExperienceBalancedBuffer(max_size=mem_size, adaptive_size=True)
-    if storage_policy.max_size != mem_size:
-        raise ValueError(
-            f"mem_size={mem_size} differs from storage_policy.max_size="
-            f"{storage_policy.max_size}: they must be equal"
-        )
-    return storage_policy
+    def __init__(self, mem_size: int, storage_policy: Any) -> None:
+        super().__init__()
+        self.mem_size = mem_size
+        if storage_policy is None:
+            from cl_runner.buffers import ExperienceBalancedBuffer
+
+            storage_policy = ExperienceBalancedBuffer(max_size=mem_size, adaptive_size=True)
+        elif storage_policy.max_size != mem_size:
+            raise ValueError(
+                f"mem_size={mem_size} differs from storage_policy.max_size="
+                f"{storage_policy.max_size}: they must be equal"
+            )
+        self.storage_policy = storage_policy
+
+    def make_loader(self, strategy: Any, loader_kwargs: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def before_training_exp(
+        self, strategy: Any, num_workers: int = 0, shuffle: bool = True,
+        drop_last: bool = False, **kwargs: Any,
+    ) -> None:
+        if len(self.storage_policy.buffer) == 0:
+            return  # first experience: the strategy's default loader
+        loader_kwargs = {"num_workers": num_workers, "shuffle": shuffle, "drop_last": drop_last}
+        strategy.dataloader = self.make_loader(strategy, loader_kwargs)
+
+    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        self.storage_policy.update(strategy, **kwargs)
 
 
-class ReplayPlugin(SupervisedPlugin):
+class ReplayPlugin(_BufferReplay):
     """Experience replay (Avalanche's ReplayPlugin, same arguments and defaults).
 
     From the second experience on, each mini-batch holds ``batch_size`` current samples and
     ``batch_size_mem`` buffer samples (both default to ``train_mb_size``); the buffer cycles.
-    The epoch length is set by the current data. The buffer is updated after each experience.
+    The epoch length is set by the current data. The buffer is updated after each experience;
+    without ``storage_policy`` it is an ``ExperienceBalancedBuffer(mem_size)``.
     """
 
     def __init__(
@@ -36,38 +59,26 @@ class ReplayPlugin(SupervisedPlugin):
         task_balanced_dataloader: bool = False,
         storage_policy: Any = None,
     ) -> None:
-        super().__init__()
-        self.mem_size = mem_size
+        super().__init__(mem_size, storage_policy)
         self.batch_size = batch_size
         self.batch_size_mem = batch_size_mem
         self.task_balanced_dataloader = task_balanced_dataloader
-        self.storage_policy = _default_policy(mem_size, storage_policy)
 
-    def before_training_exp(
-        self, strategy: Any, num_workers: int = 0, shuffle: bool = True,
-        drop_last: bool = False, **kwargs: Any,
-    ) -> None:
+    def make_loader(self, strategy: Any, loader_kwargs: dict[str, Any]) -> Any:
         from cl_runner.data.loaders import ReplayDataLoader
 
-        if len(self.storage_policy.buffer) == 0:
-            return
-        strategy.dataloader = ReplayDataLoader(
+        return ReplayDataLoader(
             strategy.adapted_dataset,
             self.storage_policy.buffer,
             oversample_small_tasks=True,
             batch_size=self.batch_size or strategy.train_mb_size,
             batch_size_mem=self.batch_size_mem or strategy.train_mb_size,
             task_balanced_dataloader=self.task_balanced_dataloader,
-            num_workers=num_workers,
-            shuffle=shuffle,
-            drop_last=drop_last,
+            **loader_kwargs,
         )
 
-    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
-        self.storage_policy.update(strategy, **kwargs)
 
-
-class BalancedReplayPlugin(SupervisedPlugin):
+class BalancedReplayPlugin(_BufferReplay):
     """Replay whose mini-batches are balanced over groups instead of data vs memory.
 
     ``balance="group"``: the current experience and every buffer group (class, task or
@@ -84,38 +95,26 @@ class BalancedReplayPlugin(SupervisedPlugin):
         balance: str = "group",
         storage_policy: Any = None,
     ) -> None:
-        super().__init__()
         if balance not in ("group", "task"):
             raise ValueError(f"balance={balance!r}: allowed values are 'group', 'task'")
-        self.mem_size = mem_size
+        super().__init__(mem_size, storage_policy)
         self.batch_size = batch_size
         self.balance = balance
-        self.storage_policy = _default_policy(mem_size, storage_policy)
 
     def _groups(self) -> list[Any]:
         groups = getattr(self.storage_policy, "buffer_datasets", None)
         return [g for g in groups if len(g)] if groups is not None else [self.storage_policy.buffer]
 
-    def before_training_exp(
-        self, strategy: Any, num_workers: int = 0, shuffle: bool = True,
-        drop_last: bool = False, **kwargs: Any,
-    ) -> None:
+    def make_loader(self, strategy: Any, loader_kwargs: dict[str, Any]) -> Any:
         from cl_runner.data.loaders import GroupBalancedDataLoader, TaskBalancedDataLoader
 
-        if len(self.storage_policy.buffer) == 0:
-            return
-        loader_kwargs = {"num_workers": num_workers, "shuffle": shuffle, "drop_last": drop_last}
         batch_size = self.batch_size or strategy.train_mb_size
         if self.balance == "task":
             pooled = strategy.adapted_dataset.concat(self.storage_policy.buffer)
-            strategy.dataloader = TaskBalancedDataLoader(
+            return TaskBalancedDataLoader(
                 pooled, oversample_small_groups=True, batch_size=batch_size, **loader_kwargs
             )
-        else:
-            strategy.dataloader = GroupBalancedDataLoader(
-                [strategy.adapted_dataset, *self._groups()], oversample_small_groups=True,
-                batch_size=batch_size, **loader_kwargs,
-            )
-
-    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
-        self.storage_policy.update(strategy, **kwargs)
+        return GroupBalancedDataLoader(
+            [strategy.adapted_dataset, *self._groups()], oversample_small_groups=True,
+            batch_size=batch_size, **loader_kwargs,
+        )
