@@ -28,7 +28,18 @@ class PrepareTracking(Callback):
             return  # each job reports the mistake itself, with exit code 2
         if not config.tracking.enabled:
             return
-        from cl_runner.tracking.store import prepare_experiment, resolve_tracking_uri
+        from cl_runner.errors import TrackingUnavailableError
+        from cl_runner.tracking.store import (
+            check_server,
+            limit_http_retries,
+            prepare_experiment,
+            resolve_tracking_uri,
+        )
 
         uri = resolve_tracking_uri(config.tracking.tracking_uri, config.paths.output_root)
+        try:
+            check_server(uri)
+        except TrackingUnavailableError:
+            return  # each job reports the unreachable server itself
+        limit_http_retries()
         prepare_experiment(uri, config.tracking.experiment_name)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,6 @@ from cl_runner.checkpoint import (
     set_rng_state,
 )
 from cl_runner.console import ProgressPlugin, console, print_experience_line, print_summary
-from cl_runner.errors import TrackingUnavailableError
 from cl_runner.evaluation.matrix import AccuracyMatrix
 from cl_runner.experiment import (
     Components,
@@ -35,16 +31,15 @@ from cl_runner.naming import flatten, run_name
 from cl_runner.recording import RunRecorder
 from cl_runner.resume import config_key, find_resume_folder
 from cl_runner.tracking.run_logger import MLflowRunLogger
-from cl_runner.tracking.store import prepare_experiment, resolve_tracking_uri
+from cl_runner.tracking.store import (
+    check_server,
+    limit_http_retries,
+    prepare_experiment,
+    resolve_tracking_uri,
+)
 from cl_runner.training.guards import FiniteLossGuard
 
 log = logging.getLogger(__name__)
-
-PROBE_TIMEOUT_S = 5
-# MLflow's own defaults retry HTTP for minutes; a run must notice an outage in seconds.
-HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
-
 
 @dataclass
 class RunResult:
@@ -64,33 +59,25 @@ class RunResult:
         return self.matrix.average_forgetting()
 
 
-def check_server(uri: str) -> None:
-    """Fail fast, in one line, when an HTTP tracking server does not answer."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S).close()
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TrackingUnavailableError(
-            f"tracking.tracking_uri={uri}: no MLflow server answers ({reason}); start it, "
-            "fix the URI, or run with tracking=none"
-        ) from None
+def tracking_uri(cfg: DictConfig) -> str | None:
+    """The run's tracking URI (None when tracking is off), checked to answer before any work."""
+    if not cfg.tracking.enabled:
+        return None
+    uri = resolve_tracking_uri(cfg.tracking.tracking_uri, cfg.paths.output_root)
+    check_server(uri)
+    return uri
 
 
 def open_tracker(
-    cfg: DictConfig, name: str, tags: dict[str, str], run_id: str | None = None
+    cfg: DictConfig, uri: str | None, name: str, tags: dict[str, str], run_id: str | None = None
 ) -> MLflowRunLogger | None:
     """The MLflow run of this job (reopened when resuming), or None when tracking is off."""
-    if not cfg.tracking.enabled:
+    if uri is None:
         return None
-    for key, value in HTTP_LIMITS.items():
-        os.environ.setdefault(key, value)
+    limit_http_retries()
     import mlflow  # noqa: F401 - configures its loggers on import; quieten them after
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # store migrations are not news
-    uri = resolve_tracking_uri(cfg.tracking.tracking_uri, cfg.paths.output_root)
-    check_server(uri)
     experiment_id = prepare_experiment(uri, cfg.tracking.experiment_name)
     tracker = MLflowRunLogger(uri, experiment_id, name, tags=tags, run_id=run_id)
     if run_id is not None:
@@ -134,13 +121,14 @@ def run_experiment(
     With ``resume`` set, continue the checkpointed run in its own folder and MLflow run.
     """
     folder = find_resume_folder(cfg) if cfg.resume else Path(output_dir)
+    uri = tracking_uri(cfg)
     state = load_checkpoint(folder) if cfg.resume else None
     name = run_name(cfg)
     progress = ProgressPlugin(0)
     parts = build(cfg, plugins=[FiniteLossGuard(), progress])
     bench = parts.benchmark
     progress.n_experiences = bench.n_experiences
-    tracker = open_tracker(cfg, name, tags or {}, run_id=state["run_id"] if state else None)
+    tracker = open_tracker(cfg, uri, name, tags or {}, run_id=state["run_id"] if state else None)
     info = {"name": name, "config_key": config_key(cfg), "tags": tags or {},
             "experiment_name": cfg.tracking.experiment_name}
     recorder = RunRecorder(folder, tracker, info=info,

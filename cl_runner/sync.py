@@ -32,14 +32,14 @@ def sync_folder(folder: str | Path, tracking_uri: str | None = None,
     """Make the MLflow run of ``folder`` complete; return its run id."""
     from mlflow.exceptions import MlflowException
 
-    from cl_runner.run import check_server
     from cl_runner.tracking.run_logger import MLflowRunLogger
-    from cl_runner.tracking.store import prepare_experiment
+    from cl_runner.tracking.store import check_server, limit_http_retries, prepare_experiment
 
     folder = Path(folder)
     info = read_info(folder)
     uri = tracking_uri or info["tracking_uri"]
     check_server(uri)
+    limit_http_retries()
     experiment_id = prepare_experiment(uri, info.get("experiment_name", experiment_name))
     tracker = None
     if info.get("run_id"):

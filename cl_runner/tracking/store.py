@@ -9,7 +9,16 @@ explicitly.
 from __future__ import annotations
 
 import os
+import urllib.error
+import urllib.request
 from pathlib import Path
+
+from cl_runner.errors import TrackingUnavailableError
+
+PROBE_TIMEOUT_S = 5
+# MLflow's own defaults retry HTTP for minutes; a run must notice an outage in seconds.
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
 def resolve_tracking_uri(configured: str | None, output_root: str | Path) -> str:
@@ -19,6 +28,26 @@ def resolve_tracking_uri(configured: str | None, output_root: str | Path) -> str
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{Path(output_root).resolve() / 'mlflow.db'}"
+
+
+def limit_http_retries() -> None:
+    """Bound MLflow's HTTP retries (unless the user set them) before it is imported."""
+    for key, value in HTTP_LIMITS.items():
+        os.environ.setdefault(key, value)
+
+
+def check_server(uri: str) -> None:
+    """Fail fast, in one line, when an HTTP tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S).close()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingUnavailableError(
+            f"tracking.tracking_uri={uri}: no MLflow server answers ({reason}); start it, "
+            "fix the URI, or run with tracking=none"
+        ) from None
 
 
 def is_local_sqlite(uri: str) -> bool:
