@@ -157,3 +157,39 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path: Path):
     first = final_metrics(tmp_path / "a", 0)
     assert first == final_metrics(tmp_path / "b", 0)
     assert first != final_metrics(tmp_path / "c", 1)
+
+
+def _assert_complete_sweep(uri: str, n: int, experiment: str = "cl_runner") -> None:
+    """n FINISHED runs of one sweep, each with all 5 steps of its per-experience metrics."""
+    runs = runs_of(uri, experiment)
+    assert len(runs) == n
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert len({r.data.tags["sweep"] for r in runs}) == 1
+    for run in runs:
+        assert [s for s, _ in history(uri, run.info.run_id, "accuracy/stream")] == [
+            0, 1, 2, 3, 4]
+        assert [s for s, _ in history(uri, run.info.run_id, "buffer/size")] == [0, 1, 2, 3, 4]
+
+
+SWEEP_8 = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "strategy.train_epochs=1",
+           "buffer.max_size=20,50,100,200", "seed=0,1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("repeat", range(3))
+def test_parallel_sweep_on_a_fresh_local_store_loses_nothing(tmp_path: Path, repeat: int):
+    cl_run(tmp_path, *SWEEP_8, timeout=600)
+    _assert_complete_sweep(local_store(tmp_path), 8)
+
+
+@pytest.mark.slow
+def test_parallel_sweeps_on_a_real_server_lose_nothing(tmp_path: Path):
+    server = MlflowServer(tmp_path / "server").start()
+    try:
+        for repeat in range(3):
+            name = f"sweep{repeat}"
+            cl_run(tmp_path / name, *SWEEP_8, f"tracking.experiment_name={name}",
+                   env={"MLFLOW_TRACKING_URI": server.uri}, timeout=600)
+            _assert_complete_sweep(server.uri, 8, name)
+    finally:
+        server.stop()
