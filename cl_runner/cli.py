@@ -7,6 +7,7 @@ without loading torch or MLflow.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -21,7 +22,7 @@ def _job_tags() -> dict[str, str]:
     hc = HydraConfig.get()
     tags = {"cl_runner.overrides": " ".join(hc.overrides.task)}
     if hc.mode == RunMode.MULTIRUN:
-        tags["sweep"] = hc.sweep.dir
+        tags["sweep"] = str(Path(hc.sweep.dir).resolve())
         tags["sweep.job_num"] = str(hc.job.num)
     return tags
 

@@ -16,11 +16,7 @@ class PrepareTracking(Callback):
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from hydra.core.hydra_config import HydraConfig
-
         from cl_runner.config import ConfigError, validate
-
-        HydraConfig.instance().set_config(config)  # lets ${hydra:...} paths resolve here
 
         try:
             validate(config)

@@ -72,3 +72,15 @@ def test_metrics_file_has_one_line_per_step_equal_to_mlflow(artifacts):
 def test_hydra_overrides_are_uploaded(artifacts):
     _, _, folder = artifacts
     assert yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) == list(OVERRIDES)
+
+
+def test_charts_of_a_cut_short_run_without_buffer_and_of_many_classes(tmp_path):
+    """A failed run has fewer rows; buffer=none has only zeros; CIFAR-100 has 100 classes."""
+    from cl_runner.plots import accuracy_matrix_png, buffer_composition_png
+
+    paths = [
+        accuracy_matrix_png([[0.9, 0.0, 0.0]], tmp_path / "a.png"),
+        buffer_composition_png([[0] * 10, [0] * 10], tmp_path / "b.png"),
+        buffer_composition_png([[2] * 100, [1] * 100], tmp_path / "c.png"),
+    ]
+    assert all(p.read_bytes().startswith(PNG_MAGIC) for p in paths)

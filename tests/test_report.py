@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cl_runner import report
 from tests.helpers import cl_run, history, local_store, runs_of
 
 CL_REPORT = [sys.executable, "-m", "cl_runner.report"]
@@ -27,11 +28,11 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, list]:
     return root, uri, runs
 
 
-def cl_report(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    full_env["COLUMNS"] = "160"  # rich lays a piped table out in 80 columns otherwise
-    proc = subprocess.run([*CL_REPORT, *args], env={**full_env, **(env or {})},
-                          capture_output=True, text=True, timeout=120)
+def cl_report(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["COLUMNS"] = "160"  # rich lays a piped table out in 80 columns otherwise
+    proc = subprocess.run([*CL_REPORT, *args], env=env, capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -54,11 +55,11 @@ def test_report_means_and_stds_equal_hand_computed(sweep, tmp_path):
                      "--out", str(out))
     assert "Parametric" in proc.stdout and "± " in proc.stdout
     assert (out / "accuracy_vs_buffer_size.png").read_bytes().startswith(b"\x89PNG")
-    report = read_report(out)
-    assert sorted(report) == list(SIZES)
+    rows = read_report(out)
+    assert sorted(rows) == list(SIZES)
     for size in SIZES:
         ids = [r.info.run_id for r in runs if r.data.params["buffer.max_size"] == str(size)]
-        row = report[size]
+        row = rows[size]
         assert int(row["n_seeds"]) == len(SEEDS) == len(ids)
         assert (row["buffer"], row["groupby"]) == ("Parametric", "class")
         for name, key in (("accuracy", "accuracy/average_seen"),
@@ -68,15 +69,16 @@ def test_report_means_and_stds_equal_hand_computed(sweep, tmp_path):
             assert float(row[f"{name}_std"]) == pytest.approx(statistics.stdev(values), abs=1e-12)
 
 
-def test_report_finds_the_default_store_and_applies_a_filter(sweep, tmp_path):
+def test_report_finds_the_default_store_and_applies_a_filter(sweep, tmp_path, monkeypatch):
     root, uri, runs = sweep
     out = tmp_path / "report"
-    cl_report("--filter", "params.seed = '1'", "--out", str(out),
-              env={"CL_RUNNER_OUTPUT_ROOT": str(root)})
-    report = read_report(out)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("CL_RUNNER_OUTPUT_ROOT", str(root))
+    report.main(["--filter", "params.seed = '1'", "--out", str(out)])  # in process: faster
+    rows = read_report(out)
     for size in SIZES:
         (run,) = [r for r in runs if r.data.params["buffer.max_size"] == str(size)
                   and r.data.params["seed"] == "1"]
-        assert int(report[size]["n_seeds"]) == 1 and float(report[size]["accuracy_std"]) == 0
-        assert float(report[size]["accuracy_mean"]) == final(uri, run.info.run_id,
-                                                             "accuracy/average_seen")
+        assert int(rows[size]["n_seeds"]) == 1 and float(rows[size]["accuracy_std"]) == 0
+        assert float(rows[size]["accuracy_mean"]) == final(uri, run.info.run_id,
+                                                           "accuracy/average_seen")

@@ -6,6 +6,7 @@ Several processes writing one MLflow store race on creating the schema and the e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -87,13 +88,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 assert time.monotonic() < deadline, f"no /health after {SERVER_READY_S} s"
                 time.sleep(0.5)
         yield url
-    finally:
+    finally:  # the server's workers share its process group: end them all
         os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        proc.wait()
         log.close()
 
 
