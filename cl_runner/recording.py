@@ -85,6 +85,11 @@ class RunRecorder:
         with open(self.output_dir / METRICS_FILE, "w") as f:
             for step, m in enumerate(self.metrics):
                 f.write(json.dumps({"step": step, **m}) + "\n")
+        self.publish_missing()
+
+    def publish_missing(self) -> None:
+        """Send every recorded step MLflow does not have yet (after a resume, or at the end of a
+        run interrupted while it was sending)."""
         self.published = len(self.metrics)
         if self.tracker is None or self.offline:
             return
@@ -104,8 +109,8 @@ class RunRecorder:
         self.composition.append(list(class_counts))
 
     def publish(self) -> None:
-        """Send recorded experiences MLflow lacks (called after each checkpoint, so a resume
-        resends exactly the missing steps, and at the end, so an interrupt loses none)."""
+        """Send the recorded experiences not sent yet (called after each checkpoint, so a
+        resume resends exactly the steps MLflow lacks)."""
         while self.published < len(self.metrics):
             self.send("log_metrics", finite(self.metrics[self.published]), step=self.published)
             self.published += 1
@@ -139,7 +144,7 @@ class RunRecorder:
         """Record the final status, upload the output folder and close the MLflow run."""
         self.info["status"] = status
         self.write_info(synced=self.tracker is not None)
-        self.publish()
+        self.publish_missing()
         self.send("log_artifacts", self.output_dir, skip=NOT_UPLOADED)
         self.send("end", status)
         self.write_info(synced=self.tracker is not None)

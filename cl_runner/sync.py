@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cl_runner.recording import RunRecorder, finite, read_info, read_metrics
+from cl_runner.recording import RunRecorder, read_info, read_metrics
 
 CONFIG_FILE = "config.yaml"
 
@@ -45,18 +45,15 @@ def sync_folder(folder: str | Path, tracking_uri: str | None = None,
     if info.get("run_id"):
         try:
             tracker = MLflowRunLogger(uri, experiment_id, info["name"], run_id=info["run_id"])
-            logged = tracker.logged_steps("accuracy/stream")
+            tracker.logged_steps("accuracy/stream")  # the run exists on this server
         except MlflowException:
             tracker = None
     if tracker is None:
         tracker = MLflowRunLogger(uri, experiment_id, info["name"], tags=info.get("tags", {}))
         tracker.log_params(_params(folder))
-        logged = set()
-    for line in read_metrics(folder):
-        step = int(line.pop("step"))
-        if step not in logged:
-            tracker.log_metrics(finite(line), step=step)
+    metrics = [{k: v for k, v in line.items() if k != "step"} for line in read_metrics(folder)]
     recorder = RunRecorder(folder, tracker, info=info)
+    recorder.restore(metrics, [])  # sends the steps the run lacks
     recorder.finish(info.get("status", "FINISHED"))
     if recorder.offline:
         raise RuntimeError(f"upload to {uri} failed again; the folder is unchanged")
