@@ -6,6 +6,8 @@ without loading torch or MLflow.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
 from pathlib import Path
 
@@ -78,7 +80,14 @@ def _task(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point.
+
+    At exit the interpreter's last garbage collections would walk every object that torch
+    and the compiler stack ``torch.optim`` imports have created (0.8 s of a 7 s run on 2
+    cores) only to free memory the OS takes back anyway: freezing them skips that walk.
+    """
+    atexit.unregister(gc.freeze)  # once, however often main() runs in one process
+    atexit.register(gc.freeze)
     _task()
 
 

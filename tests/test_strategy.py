@@ -17,6 +17,8 @@ from cl_runner.evaluation import (
 )
 from cl_runner.models import SimpleMLP
 from cl_runner.training import CALLBACKS, Naive, SupervisedPlugin
+from cl_runner.training.allocator import keep_freed_memory
+from cl_runner.training.plugins import implemented_callbacks
 
 
 class Recorder(SupervisedPlugin):
@@ -76,6 +78,50 @@ def test_callbacks_fire_in_avalanche_order():
          "before_training_exp", "before_training_epoch", "after_training_epoch",
          "after_training_exp", "after_training"] + iteration)
     assert strategy.clock.train_iterations == n_iters and strategy.clock.train_exp_counter == 1
+
+
+def test_evaluator_is_dispatched_only_the_events_its_metrics_and_loggers_use():
+    class IterationLogger:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def log_metrics(self, values) -> None:
+            pass
+
+        def after_training_iteration(self, strategy, emitted, **kwargs) -> None:
+            self.calls += 1
+
+    class CountingEvaluator(EvaluationPlugin):
+        def __init__(self) -> None:
+            super().__init__(accuracy_metrics(experience=True))
+            self.epochs = 0
+
+        def after_training_epoch(self, strategy, **kwargs) -> None:
+            self.epochs += 1
+
+    assert implemented_callbacks(EvaluationPlugin()) == set()
+    experience_only = implemented_callbacks(EvaluationPlugin(accuracy_metrics(experience=True)))
+    assert experience_only and experience_only < set(CALLBACKS)
+    assert "after_training_iteration" not in experience_only
+
+    bench = SplitDigits(n_experiences=5, seed=0)
+    model = SimpleMLP(num_classes=10, input_size=64, hidden_size=16)
+    logger, evaluator = IterationLogger(), CountingEvaluator()
+    with_logger = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[logger])
+    for plugin in (evaluator, with_logger):
+        strategy = Naive(model, torch.optim.SGD(model.parameters(), lr=0.01), train_mb_size=200,
+                         train_epochs=2, evaluator=plugin)
+        strategy.train(bench.train_stream[0])
+    assert evaluator.epochs == 2  # an overriding subclass still gets its callback
+    assert logger.calls == strategy.clock.train_iterations
+    metrics = strategy.eval(bench.test_stream[0])
+    assert "Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp000" in metrics
+
+
+def test_allocator_keeps_freed_memory_unless_the_user_set_glibc_thresholds(monkeypatch):
+    assert keep_freed_memory() is True  # glibc on Linux, the only platform CI runs on
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    assert keep_freed_memory.__wrapped__() is False
 
 
 def test_eval_restores_training_state_and_train_epochs_zero_still_fires_exp_callbacks():

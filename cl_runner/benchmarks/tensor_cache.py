@@ -33,11 +33,16 @@ def source_key(files: Sequence[Path], salt: str = "") -> str:
 
 
 def load_tensors(path: Path, key: str) -> dict[str, Tensor] | None:
-    """The tensors cached at ``path`` under ``key``, or None (absent, stale or unreadable)."""
+    """The tensors cached at ``path`` under ``key``, or None (absent, stale or unreadable).
+
+    The file is memory-mapped (copy-on-write), not read: a stale cache costs no read, and a
+    valid one is paged in as training touches it. Writers replace the file by renaming, so a
+    mapped cache never changes underneath.
+    """
     if not path.is_file():
         return None
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # any unreadable cache is just a miss: it is rebuilt from the sources
         log.warning("ignoring unreadable dataset cache %s (%s)", path, err)
         return None

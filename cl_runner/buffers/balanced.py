@@ -145,7 +145,9 @@ class ClassBalancedBuffer(BalancedExemplarsBuffer):
         lengths = self.lengths_by_key(self.seen_classes | by_class.keys())
         self.seen_classes |= by_class.keys()
         for label, data in by_class.items():
-            group = self.buffer_groups.setdefault(label, ReservoirSamplingBuffer(lengths[label]))
+            group = self.buffer_groups.get(label)
+            if group is None:  # not setdefault: it would build a buffer per class per update
+                group = self.buffer_groups[label] = ReservoirSamplingBuffer(lengths[label])
             group.resize(strategy, lengths[label])
             group.update_from_dataset(data)
         self.resize(strategy, self.max_size)

@@ -13,12 +13,13 @@ from cl_runner.data.dataset import ClassificationDataset, empty_dataset
 def split_by_label(data: ClassificationDataset, labels: Tensor) -> dict[int, ClassificationDataset]:
     """Label -> subset of ``data`` with that label, labels ascending, data order kept inside.
 
-    One stable argsort and one ``unique_consecutive`` instead of a Python loop per sample.
+    One stable argsort and one ``unique_consecutive`` instead of a Python loop per sample
+    (``index_select``: advanced indexing is slower and, under CPU contention, stalls).
     """
     if len(labels) == 0:
         return {}
     order = torch.argsort(labels, stable=True)
-    values, counts = torch.unique_consecutive(labels[order], return_counts=True)
+    values, counts = torch.unique_consecutive(labels.index_select(0, order), return_counts=True)
     parts = torch.split(order, counts.tolist())
     return {int(v): data.subset(p) for v, p in zip(values.tolist(), parts, strict=True)}
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
+import torch
+
 from cl_runner.buffers.balanced import BalancedExemplarsBuffer
 from cl_runner.buffers.base import ExemplarsBuffer, check_size
 from cl_runner.buffers.grouping import split_by_label
@@ -34,7 +36,7 @@ class _ParametricSingleBuffer(ExemplarsBuffer):
         """Keep the ``new_size`` best-ranked samples (no new ranking)."""
         self.max_size = check_size("new_size", new_size)
         if len(self.buffer) > new_size:
-            self.buffer = self.buffer.subset(range(new_size))
+            self.buffer = self.buffer.subset(torch.arange(new_size))
 
 
 class ParametricBuffer(BalancedExemplarsBuffer):
@@ -70,9 +72,11 @@ class ParametricBuffer(BalancedExemplarsBuffer):
         lengths = self.lengths_by_key(self.seen_groups | new_groups.keys())
         self.seen_groups |= new_groups.keys()
         for key, data in new_groups.items():
-            group = self.buffer_groups.setdefault(
-                key, _ParametricSingleBuffer(lengths[key], self.selection_strategy)
-            )
+            group = self.buffer_groups.get(key)
+            if group is None:  # not setdefault: it would build a buffer per group per update
+                group = self.buffer_groups[key] = _ParametricSingleBuffer(
+                    lengths[key], self.selection_strategy
+                )
             group.max_size = lengths[key]
             group.update_from_dataset(agent, data)
         self.resize(agent, self.max_size)

@@ -55,6 +55,17 @@ class EvaluationPlugin(SupervisedPlugin):
         for hook in self._logger_hooks[event]:
             hook(strategy, emitted, **kwargs)
 
+    def active_callbacks(self) -> set[str]:
+        """Events with a metric handler or a logger hook, and any a subclass overrides: the
+        others would do nothing, so the strategy does not dispatch them here."""
+        if type(self)._on is not EvaluationPlugin._on:
+            return set(CALLBACKS)
+        return {
+            name for name in CALLBACKS
+            if self._handlers[name] or self._logger_hooks[name]
+            or getattr(type(self), name) is not _CALLBACKS[name]
+        }
+
     def get_last_metrics(self) -> dict[str, float]:
         """Last value of every metric emitted so far (a copy)."""
         return dict(self.last_metrics)
@@ -72,8 +83,9 @@ def _make_callback(event: str):
     return callback
 
 
-for _event in CALLBACKS:
-    setattr(EvaluationPlugin, _event, _make_callback(_event))
+_CALLBACKS = {event: _make_callback(event) for event in CALLBACKS}
+for _event, _callback in _CALLBACKS.items():
+    setattr(EvaluationPlugin, _event, _callback)
 
 
 def make_default_evaluator() -> EvaluationPlugin:

@@ -55,13 +55,19 @@ StrategyPlugin = SupervisedPlugin  # the seed tutorial's (older Avalanche) name
 
 
 def implemented_callbacks(plugin: object) -> set[str]:
-    """The callbacks a plugin really implements (not the base class's no-op)."""
+    """The callbacks a plugin really implements (not the base class's no-op).
+
+    A plugin whose class defines every callback but needs only some (the EvaluationPlugin,
+    depending on its metrics) narrows the set with an ``active_callbacks()`` method, so the
+    loop does not call it for nothing eleven times per step.
+    """
     names = set()
     for name in CALLBACKS:
         method = getattr(type(plugin), name, None)
         if method is not None and method is not SupervisedPlugin._noop:
             names.add(name)
-    return names
+    active = getattr(plugin, "active_callbacks", None)
+    return names & set(active()) if callable(active) else names
 
 
 class CallbackDispatcher:

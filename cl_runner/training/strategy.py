@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from cl_runner.benchmarks.base import Experience
 from cl_runner.models import forward_with_tasks
+from cl_runner.training.allocator import keep_freed_memory
 from cl_runner.training.clock import Clock
 from cl_runner.training.plugins import CallbackDispatcher
 
@@ -65,6 +66,7 @@ class SupervisedTemplate:
         self.is_training = False
         self.current_eval_stream: Sequence[Experience] | None = None
         self._stop_training = False
+        keep_freed_memory()
 
     # -- mini-batch views ------------------------------------------------------------------
     @property
