@@ -51,8 +51,10 @@ from bench_tables import table  # scripts/ is on sys.path when a script in it ru
 
 HERE = Path(__file__).resolve().parent
 MIRROR = "/usr/share/datasets/fashion-mnist"
+# the performance issue's targets (DESIGN.md's 10x over Avalanche is out of reach: the
+# hand-written loop B itself is only ~8x faster than Avalanche on this experiment)
 TARGETS = {"train_eval_ratio": 1.25, "wall_extra_s": 1.0, "acc_points": 1.0, "rss_ratio": 1.2,
-           "startup_ratio": 2.0}
+           "startup_ratio": 2.0, "avalanche_train_eval": 5.0, "avalanche_wall": 3.0}
 
 
 @dataclass
@@ -227,8 +229,16 @@ def experiment_tables(
         ]
     for c in [v for v in results if v.startswith("C")]:
         speedup = paired(c, "A", lambda x, y: _train_eval(x) / _train_eval(y))
-        checks.append([c, "train+eval / A", f"{speedup:.1f}x", ">= 10x (DESIGN.md)",
-                       _ok(speedup >= 10)])
+        wall = paired(c, "A", lambda x, y: x.wall_s / y.wall_s)
+        points = abs(acc(c) - acc("A")) * 100
+        checks += [
+            [c, "train+eval / A", f"{speedup:.1f}x", f">= {TARGETS['avalanche_train_eval']}x",
+             _ok(speedup >= TARGETS["avalanche_train_eval"])],
+            [c, "wall / A", f"{wall:.1f}x", f">= {TARGETS['avalanche_wall']}x",
+             _ok(wall >= TARGETS["avalanche_wall"])],
+            [c, "abs(acc - A)", f"{points:.2f} pt", f"<= {TARGETS['acc_points']} pt",
+             _ok(points <= TARGETS["acc_points"])],
+        ]
     title = "Targets (median over rounds x seeds of the paired comparison with the same seed)"
     out.append((title, *table(["variant", "measure", "value", "target", "met"], checks)))
     return out
