@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--eval-batch-size", type=int, default=256)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
@@ -47,7 +48,7 @@ def main() -> None:
     strategy = Naive(
         model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
         criterion=torch.nn.CrossEntropyLoss(), train_mb_size=100, train_epochs=1,
-        eval_mb_size=args.eval_batch_size, device="cpu",
+        eval_mb_size=args.eval_batch_size, device=args.device,
         plugins=[ReplayPlugin(mem_size=500, batch_size_mem=100,
                               storage_policy=ClassBalancedBuffer(500, adaptive_size=True))],
         evaluator=EvaluationPlugin(accuracy_metrics(experience=True, stream=True), loggers=[]),

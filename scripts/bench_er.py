@@ -27,7 +27,8 @@ tables show medians.
 Peak memory is each process's max RSS (``os.wait4``); CPU is user + system time. A startup table
 times ``cl-run --help`` and a config error against ``python -c "import torch"``.
 
-    python scripts/bench_er.py [--seeds 0 1 2] [--rounds 2] [--threads N] [--workdir DIR]
+    python scripts/bench_er.py [--seeds 0 1 2] [--rounds 2] [--threads N] [--workdir DIR] \
+        [--device cuda] [--avalanche-python PYTHON]
 
 Prints plain tables, then the same results as Markdown (for the README).
 """
@@ -114,6 +115,7 @@ class Bench:
             f"strategy.eval_mb_size={self.args.eval_batch_size}",
             "dataloader.batch_size_mem=100", "model=mlp", "model.hidden_size=512",
             "model.drop_rate=0.5", "optimizer=adam", "optimizer.lr=0.001", f"seed={seed}",
+            f"device={self.args.device}",
             f"tracking={tracking}", f"paths.output_root={self.work / 'out'}",
             f"paths.data_root={data_root}", f"hydra.run.dir={run_dir}",
         ]
@@ -148,11 +150,12 @@ class Bench:
             return run
         if variant == "B":
             cmd = [sys.executable, str(HERE / "reference_er.py"), f"--seed={seed}",
-                   f"--mirror={self.args.mirror}", f"--eval-batch-size={self.args.eval_batch_size}"]
+                   f"--mirror={self.args.mirror}", f"--eval-batch-size={self.args.eval_batch_size}",
+                   f"--device={self.args.device}"]
         else:
             cmd = [self.args.avalanche_python, str(HERE / "avalanche_er.py"), f"--seed={seed}",
                    f"--data-root={self.work / 'data'}",
-                   f"--eval-batch-size={self.args.eval_batch_size}"]
+                   f"--eval-batch-size={self.args.eval_batch_size}", f"--device={self.args.device}"]
         run = run_process(cmd, self.env, log)
         self._check(run, log)
         run.report = result_line(log)
@@ -341,6 +344,17 @@ def mlflow_table(bench: Bench, run_dir: Path, rounds: int) -> tuple[str, str, st
     return (title, *table(["step", "seconds"], rows))
 
 
+def device_name(device: str) -> str:
+    """``cpu``, or the GPU's name for a CUDA device (asked in a child: this process has no
+    reason to initialise CUDA)."""
+    if not device.startswith("cuda"):
+        return device
+    probe = subprocess.run([sys.executable, "-c", "import sys, torch; "
+                            "print(torch.cuda.get_device_name(sys.argv[1]))", device],
+                           capture_output=True, text=True)
+    return f"{device} ({probe.stdout.strip() or probe.stderr.strip()[-200:]})"
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--mlflow-probe":
         mlflow_probe(sys.argv[2], sys.argv[3])
@@ -352,6 +366,7 @@ def main() -> None:
                         help="OMP/MKL threads of every process (0: torch's default)")
     parser.add_argument("--eval-batch-size", type=int, default=256)
     parser.add_argument("--mirror", default=MIRROR)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for every variant")
     parser.add_argument("--workdir", default=None, help="default: a new temporary folder")
     parser.add_argument("--avalanche-python", default=sys.executable)
     parser.add_argument("--no-mlflow", action="store_true", help="skip A+mlflow")
@@ -406,8 +421,9 @@ def main() -> None:
     header = (f"{time.strftime('%Y-%m-%d %H:%M')}, {model}, {os.cpu_count()} CPUs, torch "
               f"{torch.__version__} ({torch.get_num_threads()} threads by default"
               f"{f', runs with {args.threads}' if args.threads else ''}), eval batch "
-              f"{args.eval_batch_size}, seeds {args.seeds}, {args.rounds} rounds; load average "
-              f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. Same-seed accuracy "
+              f"{args.eval_batch_size}, device {device_name(args.device)}, seeds {args.seeds}, "
+              f"{args.rounds} rounds; load average {load_before[0]:.1f} before, "
+              f"{load_after[0]:.1f} after. Same-seed accuracy "
               f"A vs B: max difference {max(same):.2g}.")
     print("\n" + header)
     for title, text, _ in sections:

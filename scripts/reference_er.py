@@ -10,7 +10,11 @@ It draws from torch's global RNG in the same order as ``cl-run`` (model init, pe
 permutation of the current data, then of the memory, dropout, reservoir keys), so for a seed
 it should reproduce cl-run's accuracies up to float noise: a check that both do the same math.
 
-    python scripts/reference_er.py --seed 0 [--mirror /usr/share/datasets/fashion-mnist]
+    python scripts/reference_er.py --seed 0 [--mirror /usr/share/datasets/fashion-mnist] \
+        [--device cuda]
+
+With ``--device cuda`` the data, the model and the index tensors live on the GPU (index orders
+are drawn on the CPU, as cl-run does, and moved once per experience).
 
 Prints a human line and a last line ``RESULT {json}`` that scripts/bench_er.py parses:
 train_s (training loops, as cl-run's logged time/train_s: without the buffer updates), buffer_s,
@@ -69,6 +73,12 @@ def update_memory(
         memory[c] = (idx[: cap[c]], keys[: cap[c]])
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a timer stops after it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -78,7 +88,9 @@ def main() -> None:
     parser.add_argument("--batch-size-mem", type=int, default=100)
     parser.add_argument("--mem-size", type=int, default=500)
     parser.add_argument("--eval-batch-size", type=int, default=256)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    device = torch.device(args.device)
 
     torch.manual_seed(args.seed)
     folder = Path(args.mirror)
@@ -88,11 +100,15 @@ def main() -> None:
     k = 10 // args.experiences
     groups = [sorted(order[i * k : (i + 1) * k]) for i in range(args.experiences)]
     train_exps, test_exps = class_split(y_train, groups), class_split(y_test, groups)
+    y_train_cpu = y_train  # reservoir updates index the labels on the CPU, as cl-run's buffers
+    x_train, y_train, x_test, y_test = (t.to(device) for t in (x_train, y_train, x_test, y_test))
+    test_exps = [pos.to(device) for pos in test_exps]
 
     model = nn.Sequential(
         nn.Flatten(), nn.Linear(784, 512), nn.ReLU(inplace=True), nn.Dropout(0.5),
         nn.Linear(512, 10),
     )
+    model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     memory: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     rows: list[list[float]] = []
@@ -102,23 +118,24 @@ def main() -> None:
     for pos in train_exps:
         t0, c0 = time.perf_counter(), time.process_time()
         model.train()
-        current = pos[torch.randperm(len(pos))]
+        current = pos[torch.randperm(len(pos))].to(device)
         mem = torch.cat([idx for idx, _ in memory.values()]) if memory else None
         if mem is not None:
-            mem_order, mem_at = mem[torch.randperm(len(mem))], 0
+            mem_order, mem_at = mem[torch.randperm(len(mem))].to(device), 0
         for start in range(0, len(current), bs):
             idx = current[start : start + bs]
             if mem is not None:
                 if mem_at >= len(mem_order):  # memory exhausted: next pass, fresh order
-                    mem_order, mem_at = mem[torch.randperm(len(mem))], 0
+                    mem_order, mem_at = mem[torch.randperm(len(mem))].to(device), 0
                 idx = torch.cat([idx, mem_order[mem_at : mem_at + bs_mem]])
                 mem_at += bs_mem
             optimizer.zero_grad()
             loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
             loss.backward()
             optimizer.step()
+        synchronize(device)
         t1, c1 = time.perf_counter(), time.process_time()
-        update_memory(memory, y_train, pos, args.mem_size)
+        update_memory(memory, y_train_cpu, pos, args.mem_size)
         t2, c2 = time.perf_counter(), time.process_time()
         model.eval()
         row = []
@@ -127,8 +144,8 @@ def main() -> None:
                 correct = 0
                 for start in range(0, len(test_pos), args.eval_batch_size):
                     idx = test_pos[start : start + args.eval_batch_size]
-                    correct += int((model(x_test[idx]).argmax(1) == y_test[idx]).sum())
-                row.append(correct / len(test_pos))
+                    correct += (model(x_test[idx]).argmax(1) == y_test[idx]).sum()
+                row.append(int(correct) / len(test_pos))
         rows.append(row)
         t3, c3 = time.perf_counter(), time.process_time()
         for key, value in (("train_s", t1 - t0), ("buffer_s", t2 - t1), ("eval_s", t3 - t2),
