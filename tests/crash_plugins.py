@@ -1,7 +1,8 @@
-"""A replay plugin that crashes on purpose, selected with `dataloader._target_=` in tests."""
+"""Replay plugins that misbehave on purpose, selected with `dataloader._target_=` in tests."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from cl_runner.training import ReplayPlugin
@@ -18,3 +19,15 @@ class CrashingReplay(ReplayPlugin):
         if strategy.experience.current_experience == self.crash_at:
             raise RuntimeError("boom: injected failure")
         super().before_training_exp(strategy, **kwargs)
+
+
+class PacedReplay(ReplayPlugin):
+    """Sleeps ``iteration_delay_s`` after every training iteration, so that a test can
+    interrupt a run mid-experience however fast the machine trains (the math is unchanged)."""
+
+    def __init__(self, iteration_delay_s: float = 0.02, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.iteration_delay_s = iteration_delay_s
+
+    def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        time.sleep(self.iteration_delay_s)

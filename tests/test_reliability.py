@@ -21,7 +21,10 @@ from tests.helpers import (
 )
 from tests.mlflow_server import MlflowServer, free_port
 
-SLOW_TRAINING = "strategy.train_epochs=12"  # about a second per experience on Split Digits
+# Split Digits: 36 iterations per experience (4 epochs), 25 ms each at least: ~1 s per
+# experience on any machine, time to interrupt a run mid-way
+PACED = ("dataloader._target_=tests.crash_plugins.PacedReplay",
+         "+dataloader.iteration_delay_s=0.025")
 METRICS = "runs/*/*/metrics.jsonl"
 
 
@@ -37,8 +40,8 @@ def matrix_lines(stdout: str) -> list[str]:
     pytest.param("experience_balanced", marks=pytest.mark.slow),
 ])
 def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path: Path, buffer: str):
-    overrides = [SLOW_TRAINING, f"buffer={buffer}"]
-    reference = cl_run(tmp_path / "reference", *overrides, "tracking=none")
+    overrides = [*PACED, f"buffer={buffer}"]
+    reference = cl_run(tmp_path / "reference", f"buffer={buffer}", "tracking=none")
     root = tmp_path / "killed"
     proc = start_cl_run(root, *overrides)
     wait_for_lines(METRICS, root, 2, proc)
@@ -69,7 +72,7 @@ def test_checkpoint_loads_with_weights_only(tmp_path: Path):
 
 
 def test_sigint_marks_the_run_killed_and_keeps_what_was_measured(tmp_path: Path):
-    proc = start_cl_run(tmp_path, SLOW_TRAINING)
+    proc = start_cl_run(tmp_path, *PACED)
     wait_for_lines(METRICS, tmp_path, 1, proc)
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
@@ -122,7 +125,7 @@ def test_server_lost_mid_run_training_goes_on_and_cl_sync_uploads_later(tmp_path
 
     server = MlflowServer(tmp_path / "server").start()
     try:
-        proc = start_cl_run(tmp_path / "jobs", SLOW_TRAINING,
+        proc = start_cl_run(tmp_path / "jobs", *PACED,
                             f"tracking.tracking_uri={server.uri}")
         wait_for_lines(METRICS, tmp_path / "jobs", 1, proc)
         server.stop()
