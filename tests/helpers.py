@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,13 +25,19 @@ def cl_env(output_root: Path, env: dict[str, str] | None = None) -> dict[str, st
     return full
 
 
+def _interruptible() -> None:
+    """Ctrl-C's default action in the child, as in a terminal: a pytest started in the
+    background by a non-interactive shell ignores SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_cl_run(output_root: Path, *overrides: str, env: dict[str, str] | None = None
                  ) -> subprocess.Popen:
     """``cl-run`` in the background (for tests that interrupt or kill it)."""
     output_root.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [*CL_RUN, *overrides], env=cl_env(output_root, env), cwd=output_root, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_interruptible,
     )
 
 
