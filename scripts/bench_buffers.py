@@ -63,17 +63,13 @@ def reset_peak() -> bool:
 
 def held_bytes(obj: object, stream: ClassificationDataset, seen: set[int] | None = None) -> int:
     """Bytes of the tensors ``obj`` holds, not counting the stream's shared storage."""
-    seen = set() if seen is None else seen
-    shared = {id(stream._x.untyped_storage()), id(stream._y.untyped_storage()),
-              id(stream._t.untyped_storage())}
+    if seen is None:  # the stream's storages count as seen: sharing them costs nothing
+        seen = {t.untyped_storage().data_ptr() for t in (stream._x, stream._y, stream._t)}
     if isinstance(obj, torch.Tensor):
         storage = obj.untyped_storage()
-        key = storage.data_ptr()
-        if key in seen or id(storage) in shared or storage.data_ptr() in {
-            stream._x.data_ptr(), stream._y.data_ptr(), stream._t.data_ptr()
-        }:
+        if storage.data_ptr() in seen:
             return 0
-        seen.add(key)
+        seen.add(storage.data_ptr())
         return storage.nbytes()
     if isinstance(obj, dict):
         return sum(held_bytes(v, stream, seen) for v in obj.values())

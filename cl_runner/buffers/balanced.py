@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from cl_runner.buffers.base import ExemplarsBuffer, check_size
@@ -78,6 +78,16 @@ class BalancedExemplarsBuffer(ExemplarsBuffer):
         share, extra = divmod(self.max_size, num_groups)
         return [share + 1] * extra + [share] * (num_groups - extra)
 
+    def group_for(
+        self, key: Hashable, make: Callable[..., ExemplarsBuffer], *args: Any
+    ) -> ExemplarsBuffer:
+        """The sub-buffer of ``key``, ``make(*args)`` on first use only (``setdefault`` would
+        build one per group on every update)."""
+        group = self.buffer_groups.get(key)
+        if group is None:
+            group = self.buffer_groups[key] = make(*args)
+        return group
+
     def lengths_by_key(self, keys: Iterable[Hashable]) -> dict[Hashable, int]:
         """Group key -> capacity, handing lengths out in ascending key order."""
         ordered = sorted(keys)
@@ -145,9 +155,7 @@ class ClassBalancedBuffer(BalancedExemplarsBuffer):
         lengths = self.lengths_by_key(self.seen_classes | by_class.keys())
         self.seen_classes |= by_class.keys()
         for label, data in by_class.items():
-            group = self.buffer_groups.get(label)
-            if group is None:  # not setdefault: it would build a buffer per class per update
-                group = self.buffer_groups[label] = ReservoirSamplingBuffer(lengths[label])
+            group = self.group_for(label, ReservoirSamplingBuffer, lengths[label])
             group.resize(strategy, lengths[label])
             group.update_from_dataset(data)
         self.resize(strategy, self.max_size)

@@ -13,8 +13,7 @@ from cl_runner.data.dataset import ClassificationDataset, empty_dataset
 def split_by_label(data: ClassificationDataset, labels: Tensor) -> dict[int, ClassificationDataset]:
     """Label -> subset of ``data`` with that label, labels ascending, data order kept inside.
 
-    One stable argsort and one ``unique_consecutive`` instead of a Python loop per sample
-    (``index_select``: advanced indexing is slower and, under CPU contention, stalls).
+    One stable argsort and one ``unique_consecutive`` instead of a Python loop per sample.
     """
     if len(labels) == 0:
         return {}

@@ -72,11 +72,9 @@ class ParametricBuffer(BalancedExemplarsBuffer):
         lengths = self.lengths_by_key(self.seen_groups | new_groups.keys())
         self.seen_groups |= new_groups.keys()
         for key, data in new_groups.items():
-            group = self.buffer_groups.get(key)
-            if group is None:  # not setdefault: it would build a buffer per group per update
-                group = self.buffer_groups[key] = _ParametricSingleBuffer(
-                    lengths[key], self.selection_strategy
-                )
+            group = self.group_for(
+                key, _ParametricSingleBuffer, lengths[key], self.selection_strategy
+            )
             group.max_size = lengths[key]
             group.update_from_dataset(agent, data)
         self.resize(agent, self.max_size)
