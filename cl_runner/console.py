@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cl_runner.core import SupervisedPlugin
 from cl_runner.evaluation.matrix import AccuracyMatrix
-from cl_runner.training.plugins import SupervisedPlugin
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -24,14 +24,15 @@ class ProgressPlugin(SupervisedPlugin):
 
     UPDATE_S = 0.1
 
-    def __init__(self, n_experiences: int) -> None:
+    def __init__(self, n_experiences: int | None = None) -> None:
         self.n_experiences = n_experiences
         self._progress: Progress | None = None
         self._task = None
         self._pending = 0
         self._next_update = 0.0
 
-    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+    def _start(self, strategy: Any) -> None:
+        """On the first step of an experience, when every plugin has set the loader."""
         total = len(strategy.dataloader) * strategy.train_epochs
         self._progress = Progress(
             TextColumn("[bold]experience {task.fields[exp]}/{task.fields[n]}"), BarColumn(),
@@ -40,10 +41,12 @@ class ProgressPlugin(SupervisedPlugin):
         self._progress.start()
         self._task = self._progress.add_task(
             "train", total=total, exp=strategy.experience.current_experience + 1,
-            n=self.n_experiences,
+            n=self.n_experiences or "?",
         )
 
     def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        if self._progress is None:
+            self._start(strategy)
         self._pending += 1
         now = time.monotonic()
         if now >= self._next_update:

@@ -1,37 +1,47 @@
-"""Build a run's objects from the composed config and drive the experience loop."""
+"""Build a run's objects from the composed config (``run.py`` drives them).
+
+One group after another is instantiated with Hydra (a log line each, as in the
+Lightning-Hydra template): benchmark, model, optimizer, buffer (with its selection strategy
+when it takes one), the dataloader group's replay plugin, and the strategy, which builds
+itself from those parts (``from_run``). Nothing here knows a buffer or method by name.
+"""
 
 from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig
 
 from cl_runner.benchmarks.base import Benchmark
+from cl_runner.benchmarks.info import StreamInfo
+from cl_runner.config.targets import node_args
 from cl_runner.evaluation.collectors import ExperienceStats
 from cl_runner.evaluation.matrix import AccuracyMatrix
 from cl_runner.evaluation.plugin import EvaluationPlugin
-from cl_runner.models import flat_size
+from cl_runner.training.strategy import RunComponents, SupervisedTemplate
 
 log = logging.getLogger(__name__)
+
+# metric name of a buffer's groups, by what the buffer says they are; class groups are not
+# logged apart: they are the per-class counts already
+GROUP_METRIC = {"task": "task", "experience": "experience", "all": "group"}
 
 
 @dataclass
 class Components:
-    """Everything a run trains and evaluates with, built once from the config."""
+    """What a run trains and evaluates with, built once from the config."""
 
     benchmark: Benchmark
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
+    strategy: SupervisedTemplate
     buffer: Any | None
-    strategy: Any
+    buffer_args: dict[str, Any]
     stats: ExperienceStats
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -41,14 +51,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _model_args(model_cfg: DictConfig, benchmark: Benchmark) -> dict[str, Any]:
+def _model_args(model_cfg: DictConfig, info: StreamInfo) -> dict[str, Any]:
     """Fill the model settings left null from the benchmark's shape."""
-    derived = {
-        "num_classes": benchmark.n_classes,
-        "input_size": flat_size(benchmark.input_shape),
-        "in_channels": benchmark.input_shape[0],
-        "n_tasks": benchmark.n_experiences,
-    }
+    derived = {"num_classes": info.n_classes, "input_size": info.input_size,
+               "in_channels": info.input_shape[0], "n_tasks": info.n_experiences}
     return {k: v for k, v in derived.items() if k in model_cfg and model_cfg[k] is None}
 
 
@@ -57,63 +63,69 @@ def _instantiate_logged(group: str, cfg: DictConfig, **kwargs: Any) -> Any:
     return instantiate(cfg, **kwargs)
 
 
+def _build_buffer(cfg: DictConfig, model: torch.nn.Module) -> Any | None:
+    if not cfg.buffer.get("_target_"):
+        return None
+    kwargs = {}
+    if get_class(cfg.buffer._target_).takes_selection:
+        selection = _instantiate_logged("selection", cfg.selection)
+        kwargs["selection_strategy"] = selection(model=model) if cfg.selection.get(
+            "_partial_") else selection
+    return _instantiate_logged("buffer", cfg.buffer, **kwargs)
+
+
 def build(cfg: DictConfig, plugins: list[Any] | None = None) -> Components:
-    """Instantiate benchmark, model, optimizer, buffer, replay plugin and strategy."""
+    """Instantiate every group; ``plugins`` are the runner's own (progress, guards)."""
     seed_everything(int(cfg.seed))
     device = torch.device(cfg.device)
     benchmark = _instantiate_logged("benchmark", cfg.benchmark)
     if device.type != "cpu":
         benchmark.to(device)
-    model = _instantiate_logged("model", cfg.model, **_model_args(cfg.model, benchmark))
+    info = benchmark.info
+    model = _instantiate_logged("model", cfg.model, **_model_args(cfg.model, info))
     model.to(device)
-    optimizer = _instantiate_logged("optimizer", cfg.optimizer)(params=model.parameters())
-    buffer = None
-    strategy_plugins = list(plugins or [])
-    if cfg.buffer.get("_target_"):
-        selection = _instantiate_logged("selection", cfg.selection)
-        if cfg.selection.get("_partial_"):
-            selection = selection(model=model)
-        kwargs = {"selection_strategy": selection} if "groupby" in cfg.buffer else {}
-        buffer = _instantiate_logged("buffer", cfg.buffer, **kwargs)
-        replay = _instantiate_logged("dataloader", cfg.dataloader)
-        strategy_plugins.insert(0, replay(mem_size=buffer.max_size, storage_policy=buffer))
+    optimizer = _instantiate_logged("optimizer", cfg.optimizer, _convert_="all")(
+        params=model.parameters())
+    buffer = _build_buffer(cfg, model)
     stats = ExperienceStats()
-    strategy = _instantiate_logged("strategy", cfg.strategy)(
-        model=model, optimizer=optimizer, device=device,
-        plugins=[stats, *strategy_plugins], evaluator=EvaluationPlugin(),
+    parts = RunComponents(
+        model=model, optimizer=optimizer, device=device, stream=info, buffer=buffer,
+        replay_plugin=_instantiate_logged("dataloader", cfg.dataloader),
+        plugins=[stats, *(plugins or [])], evaluator=EvaluationPlugin(),
     )
-    return Components(benchmark, model, optimizer, buffer, strategy, stats)
+    log.info("Instantiating strategy <%s>", cfg.strategy._target_)
+    strategy = get_class(cfg.strategy._target_).from_run(parts, **node_args(cfg.strategy))
+    buffer_args = node_args(cfg.buffer) if buffer is not None else {}
+    return Components(benchmark, strategy, buffer, buffer_args, stats)
 
 
-def buffer_composition(buffer: Any | None, n_classes: int) -> tuple[list[int], dict[str, int]]:
-    """Samples per class, and per group for grouped buffers (key -> size)."""
-    if buffer is None or len(buffer.buffer) == 0:
-        return [0] * n_classes, {}
-    counts = torch.bincount(buffer.buffer.targets.cpu(), minlength=n_classes).tolist()
-    groups = getattr(buffer, "buffer_groups", None) or {}
-    return counts, {str(k): len(g.buffer) for k, g in groups.items()}
+def buffer_metrics(parts: Components, n_classes: int) -> tuple[list[int], dict[str, float]]:
+    """Per-class counts, and the buffer's size, bytes and group sizes as metrics."""
+    buffer = parts.buffer
+    if buffer is None:
+        counts = [0] * n_classes
+        return counts, {"buffer/size": 0.0, "buffer/bytes": 0.0,
+                        **{f"buffer/class_{c:03d}": 0.0 for c in range(n_classes)}}
+    counts = buffer.class_counts(n_classes)
+    metrics = {"buffer/size": float(sum(counts)), "buffer/bytes": float(buffer.nbytes())}
+    metrics.update({f"buffer/class_{c:03d}": float(n) for c, n in enumerate(counts)})
+    kind = GROUP_METRIC.get(type(buffer).group_kind(parts.buffer_args))
+    if kind is not None:
+        metrics.update({f"buffer/{kind}_{key}": float(n)
+                        for key, n in buffer.group_sizes().items()})
+    return counts, metrics
 
 
-def experience_metrics(
-    matrix: AccuracyMatrix, stats: ExperienceStats, class_counts: list[int],
-    group_sizes: dict[str, int], buffer_kind: str,
-) -> dict[str, float]:
+def experience_metrics(matrix: AccuracyMatrix, stats: ExperienceStats) -> dict[str, float]:
     """What MLflow receives after training experience ``i`` (the matrix's last row)."""
     i = matrix.n_trained - 1
-    metrics: dict[str, float] = {
-        f"accuracy/exp_{j:03d}": matrix[i, j] for j in range(matrix.n)
-    }
-    metrics["accuracy/stream"] = stats.stream_accuracy
+    metrics: dict[str, float] = {"accuracy/stream": stats.stream_accuracy}
+    metrics.update({f"accuracy/exp_{j:03d}": matrix[i, j] for j in range(matrix.n)})
     metrics["accuracy/average_seen"] = matrix.average_accuracy(i)
     for j, value in enumerate(matrix.forgetting(i)):
         metrics[f"forgetting/exp_{j:03d}"] = value
     metrics["forgetting/average"] = matrix.average_forgetting(i)
     metrics["bwt"] = matrix.bwt(i)
-    metrics["buffer/size"] = sum(class_counts)
-    for c, n in enumerate(class_counts):
-        metrics[f"buffer/class_{c:03d}"] = n
-    for key, n in group_sizes.items():
-        metrics[f"buffer/{buffer_kind}_{key}"] = n
     metrics["train/loss"] = stats.train_loss
     metrics["train/iterations"] = stats.train_iterations
     metrics["train/samples_per_s"] = (
@@ -122,20 +134,3 @@ def experience_metrics(
     metrics["time/train_s"] = stats.train_seconds
     metrics["time/eval_s"] = stats.eval_seconds
     return metrics
-
-
-def buffer_group_kind(cfg: DictConfig) -> str:
-    """What a buffer's groups are, for metric names: class, task, experience or group."""
-    target = str(cfg.buffer.get("_target_") or "")
-    if target.endswith("ClassBalancedBuffer"):
-        return "class_group"
-    if target.endswith("ExperienceBalancedBuffer"):
-        return "experience"
-    groupby = cfg.buffer.get("groupby")
-    return {"class": "class_group", "task": "task", "experience": "experience"}.get(
-        groupby, "group"
-    )
-
-
-def config_dict(cfg: DictConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

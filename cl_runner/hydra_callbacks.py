@@ -11,20 +11,15 @@ from omegaconf import DictConfig
 class PrepareTracking(Callback):
     """Create the MLflow store and experiment before a multirun launches its jobs.
 
-    Parallel jobs racing to create a fresh sqlite schema fail, and racing to create a new
-    experiment file some runs under ``Default``; doing it here first removes both races.
+    Jobs would wait on each other for the store's lock otherwise; doing it here first also
+    reports an unusable store once, in the parent. Errors are left to the jobs, which report
+    them in one line.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from cl_runner.config import ConfigError, validate
-
-        try:
-            validate(config)
-        except ConfigError:
-            return  # each job reports the mistake itself, with exit code 2
         if not config.tracking.enabled:
             return
-        from cl_runner.errors import TrackingUnavailableError
+        from cl_runner.errors import UserError
         from cl_runner.tracking.store import (
             check_server,
             limit_http_retries,
@@ -34,8 +29,8 @@ class PrepareTracking(Callback):
 
         uri = resolve_tracking_uri(config.tracking.tracking_uri, config.paths.output_root)
         try:
-            check_server(uri)
-        except TrackingUnavailableError:
-            return  # each job reports the unreachable server itself
+            check_server(uri, config.tracking.experiment_name)
+        except UserError:
+            return  # each job reports the unusable server itself
         limit_http_retries()
         prepare_experiment(uri, config.tracking.experiment_name)

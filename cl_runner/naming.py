@@ -1,4 +1,9 @@
-"""Readable run names and flat parameter keys for MLflow."""
+"""Readable run names and flat parameter keys for MLflow.
+
+A name is built from what the components declare: the method's ``short_name``, the
+buffer's ``name_parts``, the selection's ``name_part``, the memory size and the seed, e.g.
+``parametric-class-m200-s0`` (replay), ``derpp-reservoir-m500-s1``, ``naive-s0``.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +14,24 @@ from omegaconf import DictConfig
 
 
 def run_name(cfg: DictConfig) -> str:
-    """E.g. ``parametric-class-m200-s0``, ``reservoir-m500-s1``, ``none-s0``."""
+    """``name`` if set, else the name the components declare."""
+    from cl_runner.config.targets import node_args, resolve_target
+
     if cfg.get("name"):
         return str(cfg.name)
-    target = str(cfg.buffer.get("_target_") or "")
-    if not target:
-        return f"none-s{cfg.seed}"
-    kind = {
-        "ReservoirSamplingBuffer": "reservoir",
-        "ParametricBuffer": "parametric",
-        "ClassBalancedBuffer": "class_balanced",
-        "ExperienceBalancedBuffer": "experience_balanced",
-    }.get(target.rsplit(".", 1)[-1], target.rsplit(".", 1)[-1])
-    parts = [kind]
-    if "groupby" in cfg.buffer:
-        parts.append(str(cfg.buffer.groupby or "none"))
-    selection = str(cfg.selection.get("_target_", "")).rsplit(".", 1)[-1]
-    if "groupby" in cfg.buffer and selection and selection != "RandomExemplarsSelectionStrategy":
-        parts.append(selection.removesuffix("SelectionStrategy").lower())
-    parts += [f"m{cfg.buffer.max_size}", f"s{cfg.seed}"]
-    return "-".join(parts)
+    strategy = resolve_target("strategy", cfg.strategy)
+    buffer = resolve_target("buffer", cfg.buffer)
+    parts = [strategy.short_name]
+    if buffer is not None:
+        args = node_args(cfg.buffer)
+        parts += buffer.name_parts(args)
+        selection = resolve_target("selection", cfg.selection) if buffer.takes_selection else None
+        parts.append(getattr(selection, "name_part", None))
+        parts.append(f"m{args['max_size']}")
+    elif strategy.takes_memory:
+        parts.append("none")
+    parts.append(f"s{cfg.seed}")
+    return "-".join(p for p in parts if p)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

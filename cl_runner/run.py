@@ -1,54 +1,47 @@
-"""One job: build, train and evaluate experience by experience, record and checkpoint."""
+"""One job: train and evaluate experience by experience, record, checkpoint; or resume.
+
+The run folder is the record: every experience's metrics line is written there (and
+checkpointed) before anything else happens, and a background writer sends the folder to
+MLflow. SIGINT/SIGTERM end the run KILLED, an exception FAILED, both with every finished
+experience recorded and uploaded.
+"""
 
 from __future__ import annotations
 
-import logging
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cl_runner.checkpoint import (
-    buffer_state,
-    load_buffer_state,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from cl_runner.checkpoint import rng_state, save_checkpoint, set_rng_state
+from cl_runner.config.schema import absolute, check_writable_folder, with_absolute_paths
+from cl_runner.config.validate import validate
 from cl_runner.console import ProgressPlugin, console, print_experience_line, print_summary
 from cl_runner.evaluation.matrix import AccuracyMatrix
-from cl_runner.experiment import (
-    Components,
-    buffer_composition,
-    buffer_group_kind,
-    build,
-    config_dict,
-    experience_metrics,
-)
-from cl_runner.naming import flatten, run_name
-from cl_runner.recording import RunRecorder
-from cl_runner.resume import config_key, find_resume_folder
-from cl_runner.tracking.run_logger import MLflowRunLogger
+from cl_runner.recording import CONFIG_FILE, RunFolder
+from cl_runner.resume import RunPlan, config_key, current_config, plan_run
+from cl_runner.signals import InterruptGuard
 from cl_runner.tracking.store import (
     check_server,
-    limit_http_retries,
-    prepare_experiment,
+    is_local_sqlite,
     resolve_tracking_uri,
+    sqlite_path,
 )
-from cl_runner.training.guards import FiniteLossGuard
+from cl_runner.tracking.uploader import read_tracking
+from cl_runner.tracking.writer import BackgroundWriter
 
-log = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
-    """What a finished job measured, returned to callers and tests."""
+    """What a job measured, returned to callers and tests."""
 
     name: str
     matrix: AccuracyMatrix
     run_id: str | None
     output_dir: Path
+    status: str = "FINISHED"
 
     @property
     def final_average_accuracy(self) -> float:
@@ -60,114 +53,163 @@ class RunResult:
 
 
 def tracking_uri(cfg: DictConfig) -> str | None:
-    """The run's tracking URI (None when tracking is off), checked to answer before any work."""
+    """The run's tracking URI (None when tracking is off), checked before any work."""
     if not cfg.tracking.enabled:
         return None
     uri = resolve_tracking_uri(cfg.tracking.tracking_uri, cfg.paths.output_root)
-    check_server(uri)
+    if is_local_sqlite(uri):
+        check_writable_folder("tracking.tracking_uri", sqlite_path(uri).parent)
+    check_server(uri, cfg.tracking.experiment_name)
     return uri
 
 
-def open_tracker(
-    cfg: DictConfig, uri: str | None, name: str, tags: dict[str, str], run_id: str | None = None
-) -> MLflowRunLogger | None:
-    """The MLflow run of this job (reopened when resuming), or None when tracking is off."""
-    if uri is None:
-        return None
-    limit_http_retries()
-    import mlflow  # noqa: F401 - configures its loggers on import; quieten them after
-
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # store migrations are not news
-    experiment_id = prepare_experiment(uri, cfg.tracking.experiment_name)
-    tracker = MLflowRunLogger(uri, experiment_id, name, tags=tags, run_id=run_id)
-    if run_id is not None:
-        tracker.reopen()
-    return tracker
-
-
-def _restore(parts: Components, state: dict[str, Any]) -> None:
-    parts.model.load_state_dict(state["model"])
-    parts.optimizer.load_state_dict(state["optimizer"])
-    parts.strategy.clock.load_state_dict(state["clock"])
-    if parts.buffer is not None:
-        storages = [exp.dataset for exp in parts.benchmark.train_stream]
-        load_buffer_state(parts.buffer, state["buffer"], storages)
-    set_rng_state(state["rng"])
-
-
-def _checkpoint(
-    folder: Path, parts: Components, recorder: RunRecorder, next_exp: int
-) -> None:
-    storages = [exp.dataset for exp in parts.benchmark.train_stream]
-    save_checkpoint(folder, {
-        "version": 1,
-        "next_experience": next_exp,
-        "model": parts.model.state_dict(),
-        "optimizer": parts.optimizer.state_dict(),
-        "clock": parts.strategy.clock.state_dict(),
-        "buffer": buffer_state(parts.buffer, storages) if parts.buffer is not None else None,
-        "rng": rng_state(),
-        "metrics": recorder.metrics,
-        "composition": recorder.composition,
-        "run_id": recorder.info.get("run_id"),
-    })
-
-
-def run_experiment(
-    cfg: DictConfig, output_dir: str | Path, tags: dict[str, str] | None = None
+def run_job(
+    cfg: DictConfig, output_dir: str | Path, tags: dict[str, str] | None = None,
+    overrides: tuple[str, ...] = (), cwd: str | Path | None = None, writer: str = "process",
 ) -> RunResult:
     """Train on every experience, evaluate on the whole test stream after each, record.
 
-    With ``resume`` set, continue the checkpointed run in its own folder and MLflow run.
+    ``overrides`` are the command line's (validation tells chosen from default settings by
+    them); ``cwd`` the directory relative paths refer to; ``writer`` runs the MLflow upload in
+    a child ``"process"`` (cl-run) or a ``"thread"`` (library use, tests).
     """
-    folder = find_resume_folder(cfg) if cfg.resume else Path(output_dir)
+    validate(cfg, overrides)
+    cfg = with_absolute_paths(cfg, cwd)
     uri = tracking_uri(cfg)
-    state = load_checkpoint(folder) if cfg.resume else None
-    name = run_name(cfg)
-    progress = ProgressPlugin(0)
-    parts = build(cfg, plugins=[FiniteLossGuard(), progress])
-    bench = parts.benchmark
-    progress.n_experiences = bench.n_experiences
-    tracker = open_tracker(cfg, uri, name, tags or {}, run_id=state["run_id"] if state else None)
-    info = {"name": name, "config_key": config_key(cfg), "tags": tags or {},
-            "experiment_name": cfg.tracking.experiment_name}
-    recorder = RunRecorder(folder, tracker, info=info,
-                           warn=lambda msg: console.print(f"[yellow]warning:[/yellow] {msg}"))
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    matrix = AccuracyMatrix(bench.n_experiences)
-    start = 0
-    if state is None:
-        recorder.send("log_params", flatten(config_dict(cfg)))
-    else:
-        _restore(parts, state)
-        recorder.restore(state["metrics"], state["composition"])
-        for metrics in state["metrics"]:
-            matrix.add_row([metrics[f"accuracy/exp_{j:03d}"] for j in range(matrix.n)])
-        start = state["next_experience"]
-        console.print(f"resuming {folder} at experience {start + 1}/{bench.n_experiences}")
-    status = "FAILED"
+    plan = plan_run(cfg, absolute(output_dir, cwd), current_config(cfg), uri,
+                    missing_ok=tags is not None and "sweep" in tags)
     try:
-        for exp in bench.train_stream[start:]:
-            parts.strategy.train(exp)
-            parts.strategy.eval(bench.test_stream)
-            matrix.add_row([parts.stats.accuracies[j] for j in range(bench.n_experiences)])
-            counts, groups = buffer_composition(parts.buffer, bench.n_classes)
-            metrics = experience_metrics(
-                matrix, parts.stats, counts, groups, buffer_group_kind(cfg)
-            )
-            recorder.record(exp.current_experience, metrics, counts)
-            _checkpoint(folder, parts, recorder, exp.current_experience + 1)
-            recorder.publish()
-            print_experience_line(exp.current_experience, bench.n_experiences, metrics)
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
+        if _is_complete(plan):
+            return _already_finished(plan)
+        return _run(cfg, plan, uri, tags or {}, writer)
     finally:
-        progress.close()
-        recorder.write_tables(matrix)
-        recorder.finish(status)
-    where = f"{tracker.uri} (run {tracker.run_id})" if tracker else str(folder)
-    print_summary(matrix, name, where)
-    console.print(f"output folder: {folder}")
-    return RunResult(name, matrix, tracker.run_id if tracker else None, folder)
+        plan.release()
+
+
+def _is_complete(plan: RunPlan) -> bool:
+    """Whether a resumed run trained every experience and ended FINISHED (a run killed
+    while finishing goes through ``_run`` again, which only finishes it)."""
+    state = plan.checkpoint
+    if state is None or state["next_experience"] < state["n_experiences"]:
+        return False
+    return json.loads((plan.folder / "run_info.json").read_text()).get("status") == "FINISHED"
+
+
+def _already_finished(plan: RunPlan) -> RunResult:
+    """A resume of a run that is complete: nothing to do (a sweep resume skips it)."""
+    info = json.loads((plan.folder / "run_info.json").read_text())
+    matrix = AccuracyMatrix(plan.checkpoint["n_experiences"])
+    for row in plan.checkpoint["rows"]:
+        matrix.add_row(row)
+    console.print(f"nothing to resume: {plan.folder} trained all {matrix.n} experiences "
+                  f"(status {info.get('status')})")
+    return RunResult(info["name"], matrix, read_tracking(plan.folder).get("run_id"), plan.folder,
+                     info.get("status", "FINISHED"))
+
+
+def _start_record(
+    cfg: DictConfig, plan: RunPlan, uri: str | None, tags: dict[str, str]
+) -> tuple[RunFolder, dict[str, Any]]:
+    """Write the folder's config and run info (kept from the first start when resuming)."""
+    from cl_runner.naming import run_name
+
+    folder = RunFolder(plan.folder)
+    if plan.resumed:
+        info = json.loads((folder.path / "run_info.json").read_text())
+        info["status"] = "RUNNING"
+        folder.keep_metric_lines(plan.checkpoint["metric_lines"] if plan.checkpoint else 0)
+    else:
+        info = {"name": run_name(cfg), "config_key": config_key(cfg), "tags": tags,
+                "experiment_name": cfg.tracking.experiment_name, "tracking_uri": uri,
+                "status": "RUNNING"}
+        folder.write_text(CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+    folder.write_info(info)
+    return folder, info
+
+
+def _run(
+    cfg: DictConfig, plan: RunPlan, uri: str | None, tags: dict[str, str], writer_mode: str
+) -> RunResult:
+    from cl_runner.experiment import buffer_metrics, build, experience_metrics
+    from cl_runner.training.guards import FiniteLossGuard
+
+    state = plan.checkpoint
+    with InterruptGuard() as guard:
+        with guard.protected():
+            folder, info = _start_record(cfg, plan, uri, tags)
+            writer = BackgroundWriter(folder.path, writer_mode) if uri is not None else None
+        status = "FAILED"
+        matrix = AccuracyMatrix(0)
+        composition: list[list[int]] = []
+        progress = ProgressPlugin()
+        try:
+            parts = build(cfg, plugins=[FiniteLossGuard(), progress])
+            bench = parts.benchmark
+            progress.n_experiences = bench.n_experiences
+            matrix = AccuracyMatrix(bench.n_experiences)
+            start = 0
+            if state is not None:
+                parts.strategy.load_state_dict(state["strategy"])
+                set_rng_state(state["rng"])
+                for row in state["rows"]:
+                    matrix.add_row(row)
+                composition = [list(c) for c in state["composition"]]
+                start = state["next_experience"]
+                console.print(f"resuming {folder.path}: {start} of {bench.n_experiences} "
+                              "experiences done")
+            for exp in bench.train_stream[start:]:
+                parts.strategy.train(exp)
+                parts.strategy.eval(bench.test_stream)
+                matrix.add_row([parts.stats.accuracies[j] for j in range(bench.n_experiences)])
+                counts, buffer_values = buffer_metrics(parts, bench.n_classes)
+                metrics = {**experience_metrics(matrix, parts.stats), **buffer_values}
+                composition.append(counts)
+                with guard.protected():
+                    folder.append_metrics(exp.current_experience, metrics)
+                    save_checkpoint(folder.path, {
+                        "next_experience": exp.current_experience + 1,
+                        "n_experiences": bench.n_experiences,
+                        "strategy": parts.strategy.state_dict(), "rng": rng_state(),
+                        "rows": matrix.rows, "composition": composition,
+                        "metric_lines": folder.metric_lines(),
+                    })
+                print_experience_line(exp.current_experience, bench.n_experiences, metrics)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            progress.close()
+            with guard.protected():
+                _finish(folder, info, status, matrix, composition, writer)
+    return _report(folder, info, matrix, status)
+
+
+def _finish(
+    folder: RunFolder, info: dict[str, Any], status: str, matrix: AccuracyMatrix,
+    composition: list[list[int]], writer: BackgroundWriter | None,
+) -> None:
+    """Tables, final status, and the last upload: whatever ended the run."""
+    try:
+        if matrix.rows:
+            folder.write_tables(matrix.rows, matrix.n, composition)
+        info["status"] = status
+        folder.write_info(info)
+    finally:
+        if writer is not None:
+            writer.finish(status)
+
+
+def _report(
+    folder: RunFolder, info: dict[str, Any], matrix: AccuracyMatrix, status: str
+) -> RunResult:
+    tracking = read_tracking(folder.path)
+    run_id = tracking.get("run_id")
+    if tracking.get("synced"):
+        where = f"{tracking['tracking_uri']} (run {run_id})"
+    else:
+        where = str(folder.path)
+    if matrix.rows:
+        print_summary(matrix, info["name"], where)
+    console.print(f"output folder: {folder.path}")
+    return RunResult(info["name"], matrix, run_id, folder.path, status)

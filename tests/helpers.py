@@ -1,7 +1,9 @@
-"""Running the real `cl-run` entry point in a subprocess and reading MLflow back."""
+"""Running jobs in-process (Hydra's compose API and the job function, as the Lightning-Hydra
+template's tests do) or the real `cl-run` entry point in a subprocess; reading MLflow back."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -9,12 +11,33 @@ import sys
 import time
 from pathlib import Path
 
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from cl_runner.config.schema import register
+from cl_runner.run import RunResult, run_job
 
 CL_RUN = [sys.executable, "-m", "cl_runner.cli"]
-
-
 REPO = Path(__file__).resolve().parents[1]
+_JOBS = itertools.count()
+
+
+def compose_config(output_root: Path, *overrides: str) -> DictConfig:
+    """The config ``cl-run OVERRIDES`` would run, with every output under ``output_root``."""
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_module("cl_runner.conf", version_base="1.3"):
+        return compose("config", overrides=[f"paths.output_root={output_root}", *overrides])
+
+
+def run_here(output_root: Path, *overrides: str, tags: dict[str, str] | None = None
+             ) -> RunResult:
+    """One job in this process (MLflow upload in a thread), as ``cl-run OVERRIDES`` runs it."""
+    cfg = compose_config(output_root, *overrides)
+    folder = output_root / "runs" / "in-process" / f"job{next(_JOBS)}"
+    return run_job(cfg, folder, tags=tags, overrides=overrides, writer="thread")
 
 
 def cl_env(output_root: Path, env: dict[str, str] | None = None) -> dict[str, str]:
@@ -58,7 +81,8 @@ def cl_run(
 
 def run_folders(output_root: Path) -> list[Path]:
     """Job output folders (those with a run_info.json), oldest first."""
-    return sorted(p.parent for p in (output_root / "runs").glob("*/*/run_info.json"))
+    infos = (output_root / "runs").glob("*/*/run_info.json")
+    return sorted((p.parent for p in infos), key=lambda p: p.stat().st_mtime)
 
 
 def wait_for_lines(path_glob: str, root: Path, n: int, proc: subprocess.Popen,

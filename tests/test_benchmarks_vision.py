@@ -24,7 +24,6 @@ from hydra.utils import get_object, instantiate
 from omegaconf import OmegaConf
 
 from cl_runner.benchmarks import (
-    BenchmarkConfigError,
     DatasetUnavailableError,
     PermutedMNIST,
     SplitCIFAR10,
@@ -33,8 +32,9 @@ from cl_runner.benchmarks import (
     SplitMNIST,
 )
 from cl_runner.benchmarks import torchvision_sources as sources
-from cl_runner.benchmarks.base import resolve_class_order
+from cl_runner.benchmarks.base import class_order
 from cl_runner.benchmarks.vision import CIFAR10_STATS, FMNIST_STATS, MNIST_STATS
+from cl_runner.checks import SettingError
 
 CONF = Path(__file__).resolve().parents[1] / "cl_runner" / "conf"
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -165,7 +165,7 @@ def decode_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_split_mnist_reads_torchvision_layout_and_normalises(mnist_root):
     root, release = mnist_root
     bench = SplitMNIST(5, seed=3, root=root, verify_checksums=False)
-    assert bench.classes_order == resolve_class_order(10, 5, 3, None)
+    assert bench.classes_order == class_order(10, 3, None)
     assert bench.input_shape == (1, 28, 28)
     assert [len(e.dataset) for e in bench.train_stream] == [4] * 5
     assert sum(len(e.dataset) for e in bench.test_stream) == 10
@@ -200,20 +200,23 @@ def test_fixed_class_order_defines_the_experiences(mnist_root):
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({"n_experiences": 3}, "benchmark.n_experiences=3: does not divide the 10 classes"),
-        ({"n_experiences": 0}, "benchmark.n_experiences=0: must be an integer from 1 to 10"),
+        ({"n_experiences": 3},
+         "n_experiences=3 is not allowed: a divisor of the 10 classes: [1, 2, 5, 10]"),
+        ({"n_experiences": 0}, "n_experiences=0 is not allowed: a positive integer"),
         (
             {"n_experiences": 2, "fixed_class_order": [0, 1, 2, 3, 4, 5, 6, 7, 8, 10]},
-            "benchmark.fixed_class_order has unknown classes [10]: allowed are 0..9",
+            "fixed_class_order=[0, 1, 2, 3, 4, 5, 6, 7, 8, 10] is not allowed: class ids 0..9 "
+            "(unknown: [10])",
         ),
         (
             {"n_experiences": 2, "fixed_class_order": [0, 1, 1, 3, 4, 5, 6, 7, 8, 9]},
-            "benchmark.fixed_class_order repeats classes [1]: each class at most once",
+            "fixed_class_order=[0, 1, 1, 3, 4, 5, 6, 7, 8, 9] is not allowed: each class at "
+            "most once",
         ),
     ],
 )
 def test_split_settings_are_checked_before_any_data_is_read(tmp_path, kwargs, expected):
-    with pytest.raises(BenchmarkConfigError) as excinfo:
+    with pytest.raises(SettingError) as excinfo:
         SplitFMNIST(root=tmp_path / "absent", **kwargs)
     assert error_line(excinfo).startswith(expected)
 
@@ -406,12 +409,9 @@ def test_permuted_mnist_replay_mix_keeps_each_samples_permutation(mnist_root):
 
 
 def test_permuted_mnist_rejects_bad_n_experiences(tmp_path):
-    with pytest.raises(BenchmarkConfigError) as excinfo:
+    with pytest.raises(SettingError) as excinfo:
         PermutedMNIST(0, root=tmp_path)
-    assert error_line(excinfo) == (
-        "benchmark.n_experiences=0: must be a positive integer (one pixel permutation per "
-        "experience)"
-    )
+    assert error_line(excinfo) == "n_experiences=0 is not allowed: a positive integer"
 
 
 # -- CIFAR ----------------------------------------------------------------------------------------
@@ -527,7 +527,7 @@ def test_preset_keys_are_constructor_arguments(preset):
     cfg = OmegaConf.load(preset)
     cfg = cfg.get("benchmark", cfg)  # benchmark presets are _global_: their keys under benchmark
     params = inspect.signature(get_object(cfg._target_)).parameters
-    assert set(cfg) - {"_target_"} <= set(params)
+    assert set(cfg) - {"_target_", "defaults"} <= set(params)
 
 
 def test_split_fmnist_preset_takes_its_mirror_from_the_environment(fmnist_mirror, tmp_path,
@@ -542,7 +542,7 @@ def test_split_fmnist_preset_takes_its_mirror_from_the_environment(fmnist_mirror
     cfg.benchmark.verify_checksums = False
     bench = instantiate(cfg.benchmark)
     assert bench.name == "split_fmnist"
-    assert bench.classes_order == resolve_class_order(10, 5, 4, None)
+    assert bench.classes_order == class_order(10, 4, None)
     assert (tmp_path / "data" / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
 
 
@@ -550,6 +550,7 @@ def test_multihead_preset_runs_on_task_labelled_batches(mnist_root):
     root, _ = mnist_root
     bench = SplitMNIST(5, return_task_id=True, root=root, verify_checksums=False)
     cfg = OmegaConf.load(CONF / "model" / "multihead_mlp.yaml")
+    cfg.pop("defaults")  # the schema it extends (Hydra's defaults list), not an argument
     model = instantiate(cfg, num_classes=10, input_size=784, n_tasks=bench.n_experiences)
     x, _, t = bench.train_stream[3].dataset.gather(torch.arange(4))
     assert model(x, t).shape == (4, 10)

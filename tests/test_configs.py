@@ -6,36 +6,39 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 
 from cl_runner.config import validate
+from cl_runner.config.targets import node_args
+from tests.helpers import compose_config
 
 CONF = files("cl_runner.conf")
 GROUPS = ["benchmark", "model", "optimizer", "strategy", "buffer", "selection", "dataloader",
           "tracking", "experiment"]
 OPTIONS = [(g, p.name.removesuffix(".yaml")) for g in GROUPS
            for p in sorted(CONF.joinpath(g).iterdir()) if p.name.endswith(".yaml")]
+# what an option needs from the other groups to make sense
+NEEDS = {"selection": ["buffer=parametric"], "task_balanced": ["benchmark.return_task_id=true"],
+         "simple_cnn": ["benchmark=split_mnist"],
+         "multihead_mlp": ["benchmark.return_task_id=true"]}
 
 
 def compose_with(tmp_path: Path, *overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_module("cl_runner.conf", version_base="1.3"):
-        return compose("config", overrides=[f"paths.output_root={tmp_path}",
-                                            f"paths.data_root={tmp_path}", *overrides])
+    return compose_config(tmp_path, f"paths.data_root={tmp_path}", *overrides)
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_validates(tmp_path: Path, group: str, option: str):
-    extra = {"selection": ["buffer=parametric"],
-             "dataloader": ["benchmark.return_task_id=true"] if option == "task_balanced" else []}
-    cfg = compose_with(tmp_path, f"{group}={option}", *extra.get(group, []))
-    validate(cfg)
+    extra = NEEDS.get(group, []) + NEEDS.get(option, [])
+    cfg = compose_with(tmp_path, f"{group}={option}", *extra)
+    info = validate(cfg)
+    assert info.n_classes in (10, 100) and info.n_experiences >= 1
     if group == "experiment":  # a _global_ preset: it sets other groups, not its own node
         assert cfg.benchmark._target_.endswith("SplitFMNIST") and cfg.buffer.max_size == 500
+    elif group == "tracking":
+        assert cfg.tracking.enabled is (option == "mlflow")
     else:
-        assert cfg[group] is not None
+        assert cfg[group]._target_ is None or option == "none" or cfg[group]._target_
 
 
 def test_benchmark_presets_set_their_protocol(tmp_path: Path):
@@ -51,24 +54,51 @@ def test_benchmark_presets_set_their_protocol(tmp_path: Path):
     assert cfg.strategy.train_epochs == 3
 
 
+def test_a_method_picks_its_memory_over_the_benchmark_preset(tmp_path: Path):
+    cfg = compose_with(tmp_path, "benchmark=split_fmnist", "strategy=naive")
+    assert cfg.buffer._target_ is None  # naive: no memory, whatever the preset replays from
+    assert cfg.strategy.train_mb_size == 100  # the preset's training sizes still apply
+    cfg = compose_with(tmp_path, "strategy=naive", "buffer=reservoir")
+    assert cfg.buffer._target_.endswith("ReservoirSamplingBuffer")  # the command line wins
+
+
 @pytest.mark.parametrize("group", ["model", "optimizer", "buffer", "selection", "dataloader"])
 def test_group_options_instantiate(tmp_path: Path, group: str):
+    import torch
+
+    from cl_runner.buffers import ExemplarsBuffer, ExemplarsSelectionStrategy
+    from cl_runner.core import SupervisedPlugin
     from cl_runner.models import SimpleMLP
 
     model = SimpleMLP(num_classes=10, input_size=64)
+    made = []
     for g, option in OPTIONS:
         if g != group:
             continue
-        cfg = compose_with(tmp_path, f"{group}={option}")
-        node = cfg[group]
+        node = compose_with(tmp_path, f"{group}={option}")[group]
         if not node.get("_target_"):
             continue
         fills = {"model": {"num_classes": 10, "input_size": 64, "in_channels": 1, "n_tasks": 5}}
         kwargs = {k: v for k, v in fills.get(group, {}).items() if k in node}
         obj = instantiate(node, **kwargs)
         if group == "optimizer":
-            obj(params=model.parameters())
+            obj = obj(params=model.parameters())
         elif group == "selection" and node.get("_partial_"):
-            obj(model=model)
+            obj = obj(model=model)
         elif group == "dataloader":
-            obj(mem_size=10, storage_policy=None)
+            obj = obj(mem_size=10, storage_policy=None)
+        made.append(obj)
+    expected = {"model": torch.nn.Module, "optimizer": torch.optim.Optimizer,
+                "buffer": ExemplarsBuffer, "selection": ExemplarsSelectionStrategy,
+                "dataloader": SupervisedPlugin}[group]
+    assert made and all(isinstance(obj, expected) for obj in made)
+
+
+@pytest.mark.parametrize("option", [o for g, o in OPTIONS if g == "strategy"])
+def test_strategy_options_name_a_strategy_class_with_their_keys(tmp_path: Path, option: str):
+    from cl_runner.training import SupervisedTemplate
+
+    cfg = compose_with(tmp_path, f"strategy={option}")
+    cls = get_class(cfg.strategy._target_)
+    assert issubclass(cls, SupervisedTemplate)
+    cls.check_args(**node_args(cfg.strategy))

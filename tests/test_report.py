@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cl_runner import report
-from tests.helpers import cl_run, history, local_store, runs_of
+from tests.helpers import history, local_store, run_here, runs_of
 
 CL_REPORT = [sys.executable, "-m", "cl_runner.report"]
 SIZES, SEEDS = (20, 50), (0, 1)
@@ -21,9 +21,14 @@ SIZES, SEEDS = (20, 50), (0, 1)
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, list]:
     root = tmp_path_factory.mktemp("sweep")
-    cl_run(root, "-m", "buffer.max_size=20,50", "seed=0,1", "strategy.train_epochs=1")
+    tag = {"sweep": str(root / "multiruns" / "a-sweep")}
+    for size in SIZES:
+        for seed in SEEDS:
+            run_here(root, f"buffer.max_size={size}", f"seed={seed}", "strategy.train_epochs=1",
+                     tags=tag)
+    run_here(root, "buffer.max_size=20", "strategy.train_epochs=1")  # not in the sweep
     uri = local_store(root)
-    runs = runs_of(uri)
+    runs = [r for r in runs_of(uri) if r.data.tags.get("sweep") == tag["sweep"]]
     assert len(runs) == len(SIZES) * len(SEEDS)
     return root, uri, runs
 

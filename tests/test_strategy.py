@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from cl_runner.allocator import keep_freed_memory
 from cl_runner.benchmarks import Experience, SplitDigits
 from cl_runner.data import ClassificationDataset
 from cl_runner.evaluation import (
@@ -17,8 +18,6 @@ from cl_runner.evaluation import (
 )
 from cl_runner.models import SimpleMLP
 from cl_runner.training import CALLBACKS, Naive, SupervisedPlugin
-from cl_runner.training.allocator import keep_freed_memory
-from cl_runner.training.plugins import implemented_callbacks
 
 
 class Recorder(SupervisedPlugin):
@@ -99,8 +98,8 @@ def test_evaluator_is_dispatched_only_the_events_its_metrics_and_loggers_use():
         def after_training_epoch(self, strategy, **kwargs) -> None:
             self.epochs += 1
 
-    assert implemented_callbacks(EvaluationPlugin()) == set()
-    experience_only = implemented_callbacks(EvaluationPlugin(accuracy_metrics(experience=True)))
+    assert EvaluationPlugin().handled_events() == set()
+    experience_only = EvaluationPlugin(accuracy_metrics(experience=True)).handled_events()
     assert experience_only and experience_only < set(CALLBACKS)
     assert "after_training_iteration" not in experience_only
 

@@ -1,19 +1,11 @@
 """Multirun sweeps through real launchers and stores: no run lost, misfiled or cut short.
 
 Several processes writing one MLflow store race on creating the schema and the experiment
-(/work/shared/reference/mlflow-hydra-facts.md); these tests check the sweep as a whole.
+(README, "Sweeps and the MLflow UI"); these tests check the sweep as a whole.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from itertools import product
 from pathlib import Path
@@ -21,22 +13,23 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import cl_run, history, local_store, runs_of
+from tests.helpers import cl_run, history, local_store, runs_of, start_cl_run
+from tests.mlflow_server import MlflowServer
 
 N_EXP = 5
-SIZES, SEEDS = (100, 200, 500), (0, 1, 2)
-SWEEP = ("-m", "buffer.max_size=100,200,500", "seed=0,1,2")
+SIZES, SEEDS = (100, 200), (0, 1)
+SWEEP = ("-m", "buffer.max_size=100,200", "seed=0,1", "strategy.train_epochs=1")
 SMALL_SWEEP = ("-m", "buffer.max_size=20,50", "strategy.train_epochs=1",
                "hydra/launcher=submitit_local")
-SERVER_READY_S = 60
 
 
-def complete_sweep(uri: str, n_runs: int, experiment: str = "cl_runner") -> list:
-    """The sweep's runs, after checking each is FINISHED, filed right and fully logged."""
+def complete_sweep(uri: str, n_runs: int, experiment: str = "cl_runner", n_sweeps: int = 1
+                   ) -> list:
+    """The sweeps' runs, after checking each is FINISHED, filed right and fully logged."""
     runs = runs_of(uri, experiment)
     assert len(runs) == n_runs
     assert {r.info.status for r in runs} == {"FINISHED"}
-    assert len({r.data.tags["sweep"] for r in runs}) == 1
+    assert len({r.data.tags["sweep"] for r in runs}) == n_sweeps
     client = MlflowClient(tracking_uri=uri)
     default = client.get_experiment_by_name("Default")
     assert default is None or not client.search_runs([default.experiment_id])
@@ -47,55 +40,39 @@ def complete_sweep(uri: str, n_runs: int, experiment: str = "cl_runner") -> list
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "launcher", [("hydra/launcher=joblib", "hydra.launcher.n_jobs=2"), ()], ids=["joblib", "basic"]
-)
-def test_sweep_on_a_fresh_local_store(tmp_path: Path, launcher: tuple[str, ...]):
+def test_parallel_sweep_on_a_fresh_local_store(tmp_path: Path):
     assert not (tmp_path / "mlflow.db").exists()
-    cl_run(tmp_path, *SWEEP, *launcher, timeout=900)
+    cl_run(tmp_path, *SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", timeout=900)
     runs = complete_sweep(local_store(tmp_path), len(SIZES) * len(SEEDS))
     settings = sorted((int(r.data.params["buffer.max_size"]), int(r.data.params["seed"]))
                       for r in runs)
     assert settings == sorted(product(SIZES, SEEDS))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.mark.slow
+def test_two_sweeps_started_together_keep_apart(tmp_path: Path):
+    """Same second, fresh store: two sweep folders, two sweep tags, nothing mixed or lost."""
+    sweep = ("-m", "buffer.max_size=20,50", "strategy.train_epochs=1")
+    procs = [start_cl_run(tmp_path, *sweep, f"seed={seed}") for seed in (0, 1)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+    runs = complete_sweep(local_store(tmp_path), 4, n_sweeps=2)
+    by_sweep: dict[str, set[str]] = {}
+    for run in runs:
+        by_sweep.setdefault(run.data.tags["sweep"], set()).add(run.data.params["seed"])
+    assert sorted(map(sorted, by_sweep.values())) == [["0"], ["1"]]
+    assert len(list(tmp_path.glob("multiruns/*/*"))) == 2
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``mlflow server`` on a sqlite store; its own process group, ended at teardown."""
-    root = tmp_path_factory.mktemp("server")
-    url = f"http://127.0.0.1:{_free_port()}"
-    log = open(root / "server.log", "w")  # noqa: SIM115 - open for the server's lifetime
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-         f"sqlite:///{root / 'srv.db'}", "--default-artifact-root", str(root / "art"),
-         "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    """A real ``mlflow server`` on a sqlite store, ended at teardown."""
+    server = MlflowServer(tmp_path_factory.mktemp("server")).start()
     try:
-        deadline = time.monotonic() + SERVER_READY_S
-        while True:
-            assert proc.poll() is None, (root / "server.log").read_text()
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, f"no /health after {SERVER_READY_S} s"
-                time.sleep(0.5)
-        yield url
-    finally:  # the server's workers share its process group: end them all
-        os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        log.close()
+        yield server.uri
+    finally:
+        server.stop()
 
 
 def _check_server_sweep(tmp_path: Path, url: str, experiment: str) -> None:

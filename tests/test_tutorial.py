@@ -15,6 +15,7 @@ from cl_runner.benchmarks.vision import FMNIST_MIRROR
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "tutorial_replay.py"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path(FMNIST_MIRROR).is_dir(),
                     reason="needs Fashion-MNIST: apt install dataset-fashion-mnist")
 def test_tutorial_port_runs_every_snippet(tmp_path: Path):

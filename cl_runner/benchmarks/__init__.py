@@ -1,13 +1,12 @@
-"""Benchmarks: streams of experiences over tensor storage."""
+"""Benchmarks: streams of experiences over tensor storage.
 
-from cl_runner.benchmarks.base import (
-    Benchmark,
-    BenchmarkConfigError,
-    Experience,
-    Stream,
-    nc_benchmark,
-)
+Importing this package loads no torch: constructors and their declarations (``info``,
+``check_args``) are read by ``cl-run`` before any data is loaded.
+"""
+
+from cl_runner.benchmarks.base import Benchmark, Experience, Stream, nc_benchmark
 from cl_runner.benchmarks.digits import SplitDigits
+from cl_runner.benchmarks.info import StreamInfo
 from cl_runner.benchmarks.torchvision_sources import DatasetUnavailableError
 from cl_runner.benchmarks.vision import (
     PermutedMNIST,
@@ -19,7 +18,6 @@ from cl_runner.benchmarks.vision import (
 
 __all__ = [
     "Benchmark",
-    "BenchmarkConfigError",
     "DatasetUnavailableError",
     "Experience",
     "PermutedMNIST",
@@ -29,5 +27,6 @@ __all__ = [
     "SplitFMNIST",
     "SplitMNIST",
     "Stream",
+    "StreamInfo",
     "nc_benchmark",
 ]

@@ -3,20 +3,44 @@
 A class-incremental split orders the classes (drawn from ``seed`` or given), cuts them into
 ``n_experiences`` equal groups and makes each experience an index view on the stream's one
 dataset. ``return_task_id`` gives experience ``i`` task label ``i``.
+
+Every benchmark constructor declares, without loading data or torch, what its arguments give:
+``check_args(**args)`` raises ``SettingError`` for a split that cannot be made, and
+``info(**args)`` returns the ``StreamInfo`` (classes, experiences, tasks, input shape) that
+other components' settings are checked against (see ``declared``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
+import lazy_loader as lazy
 
-from cl_runner.data.dataset import ClassificationDataset
+from cl_runner.benchmarks.info import StreamInfo
+from cl_runner.checks import POSITIVE_INT, Rule, SettingError, is_int
+
+if TYPE_CHECKING:
+    from cl_runner.data.dataset import ClassificationDataset
+
+torch = lazy.load("torch")
+
+F = TypeVar("F", bound=Callable[..., Any])
+OPTIONAL_SEED = Rule(lambda v: v is None or (is_int(v) and 0 <= v < 2**63),
+                     "null or an integer from 0 to 2**63-1")
 
 
-class BenchmarkConfigError(ValueError):
-    """A benchmark argument the split cannot satisfy (one line, names the setting)."""
+def declared(info: Callable[..., StreamInfo], check_args: Callable[..., None]) -> Callable[[F], F]:
+    """Attach a benchmark constructor's declarations: ``info`` and ``check_args`` take the
+    constructor's keyword arguments (those not given take the constructor's defaults)."""
+
+    def attach(constructor: F) -> F:
+        constructor.info = info  # type: ignore[attr-defined]
+        constructor.check_args = check_args  # type: ignore[attr-defined]
+        return constructor
+
+    return attach
 
 
 @dataclass
@@ -53,38 +77,54 @@ class Stream(Sequence):
         return iter(self.experiences)
 
 
-def resolve_class_order(
-    n_classes: int, n_experiences: int, seed: int | None, fixed_class_order: Sequence[int] | None
-) -> list[int]:
-    """The class order of a split, validated: a permutation of all classes cut evenly."""
-    if not isinstance(n_experiences, int) or isinstance(n_experiences, bool) or n_experiences < 1:
-        raise BenchmarkConfigError(
-            f"benchmark.n_experiences={n_experiences!r}: must be an integer from 1 to {n_classes}"
-        )
+def check_class_split(
+    n_classes: int, n_experiences: Any, fixed_class_order: Any = None, seed: Any = None
+) -> int:
+    """Raise ``SettingError`` unless the classes cut evenly into ``n_experiences``; return how
+    many classes the split uses."""
+    OPTIONAL_SEED("seed", seed)
+    POSITIVE_INT("n_experiences", n_experiences)
+    classes = n_classes
     if fixed_class_order is not None:
-        order = [int(c) for c in fixed_class_order]
+        order = list(fixed_class_order)
+        if not order or not all(is_int(c) for c in order):
+            raise SettingError("fixed_class_order", order,
+                               "null or a non-empty list of class ids")
         unknown = sorted({c for c in order if not 0 <= c < n_classes})
         if unknown:
-            raise BenchmarkConfigError(
-                f"benchmark.fixed_class_order has unknown classes {unknown}: "
-                f"allowed are 0..{n_classes - 1}"
-            )
-        repeated = sorted({c for c in order if order.count(c) > 1})
-        if repeated:
-            raise BenchmarkConfigError(
-                f"benchmark.fixed_class_order repeats classes {repeated}: each class at most once"
-            )
-    elif seed is None:
-        order = list(range(n_classes))
-    else:
-        gen = torch.Generator().manual_seed(int(seed))
-        order = torch.randperm(n_classes, generator=gen).tolist()
-    if len(order) % n_experiences != 0:
-        raise BenchmarkConfigError(
-            f"benchmark.n_experiences={n_experiences}: does not divide the {len(order)} classes "
-            f"(allowed: a divisor of {len(order)})"
-        )
-    return order
+            raise SettingError("fixed_class_order", order,
+                               f"class ids 0..{n_classes - 1} (unknown: {unknown})")
+        if len(set(order)) != len(order):
+            raise SettingError("fixed_class_order", order, "each class at most once")
+        classes = len(order)
+    if n_experiences > classes or classes % n_experiences:
+        divisors = [d for d in range(1, classes + 1) if classes % d == 0]
+        raise SettingError("n_experiences", n_experiences,
+                           f"a divisor of the {classes} classes: {divisors}")
+    return classes
+
+
+def class_split_info(
+    n_classes: int, input_shape: tuple[int, ...], n_experiences: int,
+    return_task_id: bool = False, fixed_class_order: Sequence[int] | None = None,
+) -> StreamInfo:
+    """What a class-incremental split of ``n_classes`` gives (arguments already checked)."""
+    return StreamInfo(
+        n_classes=n_classes, n_experiences=n_experiences,
+        n_tasks=n_experiences if return_task_id else 1, input_shape=input_shape,
+    )
+
+
+def class_order(
+    n_classes: int, seed: int | None, fixed_class_order: Sequence[int] | None
+) -> list[int]:
+    """The class order of a split: the given one, else ``torch.randperm`` from ``seed``."""
+    if fixed_class_order is not None:
+        return [int(c) for c in fixed_class_order]
+    if seed is None:
+        return list(range(n_classes))
+    gen = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(n_classes, generator=gen).tolist()
 
 
 class Benchmark:
@@ -114,7 +154,12 @@ class Benchmark:
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one input sample (models size their first layer from it)."""
-        return tuple(self.train_stream[0].dataset._x.shape[1:])
+        return self.train_stream[0].dataset.input_shape
+
+    @property
+    def info(self) -> StreamInfo:
+        tasks = {exp.task_label for exp in self.train_stream}
+        return StreamInfo(self.n_classes, self.n_experiences, len(tasks), self.input_shape)
 
     @property
     def classes_in_experience(self) -> list[list[int]]:
@@ -130,14 +175,16 @@ class Benchmark:
 
     def to(self, device: torch.device | str) -> Benchmark:
         """Move every stream's storage to ``device`` once; experiences stay views on it."""
-        moved: dict[int, ClassificationDataset] = {}
+        moved: list[tuple[ClassificationDataset, ClassificationDataset]] = []
         for stream in (self.train_stream, self.test_stream):
             for exp in stream:
                 data = exp.dataset
-                key = id(data._x)
-                if key not in moved:
-                    moved[key] = data._view(None).to(device)
-                exp.dataset = moved[key].subset(data.storage_indices.to(device))
+                root = next((new for old, new in moved if old.shares_storage(data)), None)
+                if root is None:
+                    root = data.storage_view().to(device)
+                    moved.append((data, root))
+                exp.dataset = root.subset(data.storage_indices.to(device))
+                exp.dataset.transform_group = data.transform_group
         return self
 
 
@@ -155,14 +202,18 @@ def nc_benchmark(
     """Class-incremental split: experience ``i`` holds classes ``order[i*k:(i+1)*k]``.
 
     With ``return_task_id`` experience ``i`` carries task label ``i`` (task-incremental).
+    The streams' storage is named after the benchmark, the stream and the split (the class
+    order and task labelling), so checkpoints find it again (see ClassificationDataset).
     """
     n_classes = int(n_classes if n_classes is not None else int(train.targets.max()) + 1)
-    order = resolve_class_order(n_classes, n_experiences, seed, fixed_class_order)
+    check_class_split(n_classes, n_experiences, fixed_class_order, seed)
+    order = class_order(n_classes, seed, fixed_class_order)
     per_exp = len(order) // n_experiences
     groups = [sorted(order[i * per_exp : (i + 1) * per_exp]) for i in range(n_experiences)]
+    split = "-".join(map(str, order)) + ("/tasks" if return_task_id else "")
     streams = [
-        _class_split_stream(name_, data, groups, return_task_id)
-        for name_, data in (("train", train), ("test", test))
+        _class_split_stream(f"{name}/{stream}/{split}", stream, data, groups, return_task_id)
+        for stream, data in (("train", train), ("test", test))
     ]
     return Benchmark(
         *streams, n_classes=n_classes, classes_order=order, return_task_id=return_task_id,
@@ -171,9 +222,12 @@ def nc_benchmark(
 
 
 def _class_split_stream(
-    name: str, data: ClassificationDataset, groups: list[list[int]], return_task_id: bool
+    storage_name: str, stream: str, data: ClassificationDataset, groups: list[list[int]],
+    return_task_id: bool,
 ) -> Stream:
-    targets = data.targets
+    from cl_runner.data.dataset import ClassificationDataset
+
+    x, targets, _ = data.tensors()
     task_labels = torch.zeros_like(targets)
     positions = []
     for i, classes in enumerate(groups):
@@ -181,14 +235,14 @@ def _class_split_stream(
         positions.append(torch.nonzero(mask).flatten())
         if return_task_id:
             task_labels[positions[-1]] = i
-    x = data._x if data._idx is None else data._x[data._idx]
     data = ClassificationDataset(
-        x, targets, task_labels, transform=data.transform, train_transform=data.train_transform
+        x, targets, task_labels, transform=data.transform, train_transform=data.train_transform,
+        name=storage_name,
     )
     return Stream(
-        name,
+        stream,
         [
-            Experience(data.subset(pos), i, classes, i if return_task_id else 0, name)
+            Experience(data.subset(pos), i, classes, i if return_task_id else 0, stream)
             for i, (pos, classes) in enumerate(zip(positions, groups, strict=True))
         ],
     )

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+import lazy_loader as lazy
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy.load("torch")
 
 
 @lru_cache(maxsize=64)

@@ -5,14 +5,26 @@ from __future__ import annotations
 import gzip
 import importlib.resources
 from collections.abc import Sequence
+from typing import Any
 
-import numpy as np
-import torch
+import lazy_loader as lazy
 
-from cl_runner.benchmarks.base import Benchmark, nc_benchmark
-from cl_runner.data.dataset import ClassificationDataset
+from cl_runner.benchmarks.base import (
+    Benchmark,
+    check_class_split,
+    class_split_info,
+    declared,
+    nc_benchmark,
+)
+from cl_runner.benchmarks.info import StreamInfo
+from cl_runner.checks import Rule, is_number
+
+torch = lazy.load("torch")
+np = lazy.load("numpy")
 
 DIGITS_MEAN, DIGITS_STD = 4.88, 6.02  # pixel statistics of the 1797 images (scale 0..16)
+N_CLASSES, INPUT_SHAPE = 10, (64,)
+TEST_SIZE = Rule(lambda v: is_number(v) and 0 < v < 1, "a number in (0, 1)")
 
 
 def load_digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,6 +55,19 @@ def stratified_split(
     return torch.cat(train).sort().values, torch.cat(test).sort().values
 
 
+def _check(n_experiences: Any = 5, *, fixed_class_order: Any = None, seed: Any = 0,
+           test_size: Any = 0.25, **_: Any) -> None:
+    check_class_split(N_CLASSES, n_experiences, fixed_class_order, seed)
+    TEST_SIZE("test_size", test_size)
+
+
+def _info(n_experiences: int = 5, *, return_task_id: bool = False,
+          fixed_class_order: Sequence[int] | None = None, **_: Any) -> StreamInfo:
+    return class_split_info(N_CLASSES, INPUT_SHAPE, n_experiences, return_task_id,
+                            fixed_class_order)
+
+
+@declared(info=_info, check_args=_check)
 def SplitDigits(  # noqa: N802 - benchmark constructors use Avalanche's class-style names
     n_experiences: int = 5,
     *,
@@ -57,6 +82,9 @@ def SplitDigits(  # noqa: N802 - benchmark constructors use Avalanche's class-st
     The train/test split is fixed (stratified, its own seed) so that ``seed`` changes the
     class order and training, not the test set.
     """
+    from cl_runner.data.dataset import ClassificationDataset
+
+    _check(n_experiences, fixed_class_order=fixed_class_order, seed=seed, test_size=test_size)
     pixels, y = load_digits_tensors()
     x = (pixels - DIGITS_MEAN) / DIGITS_STD
     train_idx, test_idx = stratified_split(y, test_size)
@@ -64,7 +92,7 @@ def SplitDigits(  # noqa: N802 - benchmark constructors use Avalanche's class-st
         ClassificationDataset(x[train_idx], y[train_idx]),
         ClassificationDataset(x[test_idx], y[test_idx]),
         n_experiences,
-        n_classes=10,
+        n_classes=N_CLASSES,
         return_task_id=return_task_id,
         seed=seed,
         fixed_class_order=fixed_class_order,

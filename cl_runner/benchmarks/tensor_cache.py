@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+import lazy_loader as lazy
+
+from cl_runner.files import atomic_write, torch_bytes
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy.load("torch")
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +59,7 @@ def load_tensors(path: Path, key: str) -> dict[str, Tensor] | None:
 
 def save_tensors(path: Path, key: str, tensors: Mapping[str, Tensor]) -> None:
     """Store ``tensors`` at ``path`` under ``key`` (atomically; a failure only costs speed)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"key": key, "tensors": dict(tensors)}, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, torch_bytes({"key": key, "tensors": dict(tensors)}))
     except OSError as err:
         log.warning("could not write dataset cache %s (%s); the next run decodes again", path, err)
-        tmp.unlink(missing_ok=True)

@@ -25,13 +25,18 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+import lazy_loader as lazy
 
 from cl_runner.benchmarks import tensor_cache
 from cl_runner.benchmarks.idx_files import IdxFormatError, idx_item_count, idx_kind
+from cl_runner.files import atomic_write
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy.load("torch")
 
 # md5 of the decompressed official files: verified here against Debian's dataset-fashion-mnist
 # and matching the values published with other loaders of the original release.
@@ -111,7 +116,7 @@ class IdxSource(_Source):
                 except (OSError, EOFError, zlib.error) as err:
                     raise self.unavailable(f"{src} is not a valid gzip file ({err})") from None
             self._check(dest.name, src, data, verify_checksums)
-            _write_atomically(dest, data)
+            atomic_write(dest, data)
 
     def verify(self, root: Path, verify_checksums: bool) -> None:
         counts = {
@@ -201,7 +206,7 @@ class CifarSource(_Source):
                 for member in tar:
                     if member.isfile() and member.name in wanted:
                         data = tar.extractfile(member).read()  # type: ignore[union-attr]
-                        _write_atomically(wanted.pop(member.name), data)
+                        atomic_write(wanted.pop(member.name), data)
         except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
             raise self.unavailable(f"{archive} is not a valid archive ({err})") from None
         if wanted:
@@ -337,14 +342,6 @@ def _file_md5(path: Path) -> str:
 
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
-
-
-def _write_atomically(dest: Path, data: bytes) -> None:
-    """Write via a temporary file and a rename: concurrent jobs never see a partial file."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
 
 
 def _link(src: Path, dest: Path) -> None:

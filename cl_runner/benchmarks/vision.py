@@ -15,116 +15,174 @@ default ``$CL_RUNNER_DATA_ROOT`` or ``./data``), ``download`` (torchvision's dow
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import torch
+import lazy_loader as lazy
 
 from cl_runner.benchmarks.base import (
     Benchmark,
-    BenchmarkConfigError,
     Experience,
     Stream,
+    check_class_split,
+    class_split_info,
+    declared,
     nc_benchmark,
-    resolve_class_order,
 )
 from cl_runner.benchmarks.batch_transforms import NormalizePixels, RandomCropFlip
+from cl_runner.benchmarks.info import StreamInfo
 from cl_runner.benchmarks.torchvision_sources import load_vision_tensors
-from cl_runner.data.dataset import ClassificationDataset
+from cl_runner.checks import POSITIVE_INT, SettingError
 
+torch = lazy.load("torch")
+np = lazy.load("numpy")
+
+CIFAR_PADDING = 4
+MNIST_SHAPE, CIFAR_SHAPE = (1, 28, 28), (3, 32, 32)
 # (mean, std) per channel on the 0..1 scale, as in Avalanche's default transforms
 MNIST_STATS = ((0.1307,), (0.3081,))
 FMNIST_STATS = ((0.2860,), (0.3530,))
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
 CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
-CIFAR_PADDING = 4
 
 PathLike = str | Path | None
 # Where Debian's dataset-fashion-mnist package puts the original files (skipped if absent).
 FMNIST_MIRROR = os.environ.get("CL_RUNNER_FMNIST_MIRROR", "/usr/share/datasets/fashion-mnist")
 
 
-def SplitMNIST(  # noqa: N802 - benchmark constructors use Avalanche's class-style names
-    n_experiences: int = 5,
-    *,
-    return_task_id: bool = False,
-    seed: int | None = 0,
-    fixed_class_order: Sequence[int] | None = None,
-    root: PathLike = None,
-    download: bool = False,
-    mirror: PathLike = None,
-    verify_checksums: bool = True,
-) -> Benchmark:
-    """MNIST's 10 digits in ``n_experiences`` class-incremental experiences."""
-    return _class_split(
-        "mnist", 10, MNIST_STATS, False, n_experiences, return_task_id, seed, fixed_class_order,
-        dict(root=root, download=download, mirror=mirror, verify_checksums=verify_checksums),
-    )
+@dataclass(frozen=True)
+class VisionSplit:
+    """A class-incremental benchmark over one torchvision dataset.
 
-
-def SplitFMNIST(  # noqa: N802
-    n_experiences: int = 5,
-    *,
-    return_task_id: bool = False,
-    seed: int | None = 0,
-    fixed_class_order: Sequence[int] | None = None,
-    root: PathLike = None,
-    download: bool = False,
-    mirror: PathLike = FMNIST_MIRROR,
-    verify_checksums: bool = True,
-) -> Benchmark:
-    """Fashion-MNIST's 10 clothing classes in ``n_experiences`` class-incremental experiences.
-
-    ``mirror`` defaults to Debian's ``dataset-fashion-mnist`` folder (or
-    ``$CL_RUNNER_FMNIST_MIRROR``), so the seed tutorial runs offline where that package is.
+    ``stats``: per-channel (mean, std) on the 0..1 scale, as in Avalanche's default
+    transforms; ``augment``: CIFAR's crop-and-flip on training batches.
     """
-    return _class_split(
-        "fmnist", 10, FMNIST_STATS, False, n_experiences, return_task_id, seed,
-        fixed_class_order,
-        dict(root=root, download=download, mirror=mirror, verify_checksums=verify_checksums),
-    )
+
+    name: str
+    source: str
+    n_classes: int
+    input_shape: tuple[int, ...]
+    stats: tuple[tuple[float, ...], tuple[float, ...]]
+    augment: bool
+    default_experiences: int
+    doc: str
+    default_mirror: str | None = None
+
+    def check_args(self, n_experiences: Any = None, *, fixed_class_order: Any = None,
+                   seed: Any = 0, root: Any = None, download: Any = False, mirror: Any = None,
+                   **_: Any) -> None:
+        n_experiences = self.default_experiences if n_experiences is None else n_experiences
+        check_class_split(self.n_classes, n_experiences, fixed_class_order, seed)
+        check_data_location(root, download, mirror)
+
+    def info(self, n_experiences: int | None = None, *, return_task_id: bool = False,
+             fixed_class_order: Sequence[int] | None = None, **_: Any) -> StreamInfo:
+        n_experiences = self.default_experiences if n_experiences is None else n_experiences
+        return class_split_info(self.n_classes, self.input_shape, n_experiences,
+                                return_task_id, fixed_class_order)
+
+    def build(self, n_experiences: int, return_task_id: bool, seed: int | None,
+              fixed_class_order: Sequence[int] | None, location: dict[str, Any]) -> Benchmark:
+        from cl_runner.data.dataset import ClassificationDataset
+
+        # check the split before loading: a bad setting should not wait for (or hide behind) data
+        check_class_split(self.n_classes, n_experiences, fixed_class_order, seed)
+        data = load_vision_tensors(self.source, **location)
+        normalise = NormalizePixels(*self.stats)
+        augmentation = None
+        if self.augment:
+            black = [-m / s for m, s in zip(*self.stats, strict=True)]
+            augmentation = RandomCropFlip(CIFAR_PADDING, fill=black)
+        return nc_benchmark(
+            ClassificationDataset(
+                data.train_x, data.train_y, transform=normalise, train_transform=augmentation
+            ),
+            ClassificationDataset(data.test_x, data.test_y, transform=normalise),
+            n_experiences, n_classes=self.n_classes, return_task_id=return_task_id, seed=seed,
+            fixed_class_order=fixed_class_order, name=f"split_{self.source}",
+        )
+
+    def constructor(self) -> Callable[..., Benchmark]:
+        """The public constructor (Avalanche's name and arguments), carrying the declarations."""
+        spec = self
+
+        @declared(info=spec.info, check_args=spec.check_args)
+        def constructor(
+            n_experiences: int = spec.default_experiences,
+            *,
+            return_task_id: bool = False,
+            seed: int | None = 0,
+            fixed_class_order: Sequence[int] | None = None,
+            root: PathLike = None,
+            download: bool = False,
+            mirror: PathLike = spec.default_mirror,
+            verify_checksums: bool = True,
+        ) -> Benchmark:
+            location = dict(root=root, download=download, mirror=mirror,
+                            verify_checksums=verify_checksums)
+            return spec.build(n_experiences, return_task_id, seed, fixed_class_order, location)
+
+        constructor.__name__ = constructor.__qualname__ = spec.name
+        constructor.__doc__ = spec.doc
+        return constructor
 
 
-def SplitCIFAR10(  # noqa: N802
-    n_experiences: int = 5,
-    *,
-    return_task_id: bool = False,
-    seed: int | None = 0,
-    fixed_class_order: Sequence[int] | None = None,
-    root: PathLike = None,
-    download: bool = False,
-    mirror: PathLike = None,
-    verify_checksums: bool = True,
-) -> Benchmark:
-    """CIFAR-10 in ``n_experiences`` experiences; training batches get random crop + flip."""
-    return _class_split(
-        "cifar10", 10, CIFAR10_STATS, True, n_experiences, return_task_id, seed,
-        fixed_class_order,
-        dict(root=root, download=download, mirror=mirror, verify_checksums=verify_checksums),
-    )
+def check_data_location(root: Any, download: Any, mirror: Any) -> None:
+    """Refuse a ``root`` that does not exist when nothing could fill it."""
+    offline = not download and not mirror
+    if root and offline and not Path(str(root)).exists():
+        raise SettingError("root", str(root),
+                           "an existing folder when download=false "
+                           "(set download=true or mirror=FOLDER)")
 
 
-def SplitCIFAR100(  # noqa: N802
-    n_experiences: int = 10,
-    *,
-    return_task_id: bool = False,
-    seed: int | None = 0,
-    fixed_class_order: Sequence[int] | None = None,
-    root: PathLike = None,
-    download: bool = False,
-    mirror: PathLike = None,
-    verify_checksums: bool = True,
-) -> Benchmark:
-    """CIFAR-100 (fine labels) in ``n_experiences`` experiences; training batches augmented."""
-    return _class_split(
-        "cifar100", 100, CIFAR100_STATS, True, n_experiences, return_task_id, seed,
-        fixed_class_order,
-        dict(root=root, download=download, mirror=mirror, verify_checksums=verify_checksums),
-    )
+_LOCATION_DOC = """
+
+Data location: ``root`` (torchvision's layout below it; default ``$CL_RUNNER_DATA_ROOT`` or
+``./data``), ``download`` (torchvision's download), ``mirror`` (a local folder with the
+original files, used when ``root`` lacks them), ``verify_checksums`` (official files only;
+False for custom files in the same format)."""
+
+SplitMNIST = VisionSplit(
+    "SplitMNIST", "mnist", 10, MNIST_SHAPE, MNIST_STATS, False, 5,
+    "MNIST's 10 digits in ``n_experiences`` class-incremental experiences." + _LOCATION_DOC,
+).constructor()
+SplitFMNIST = VisionSplit(
+    "SplitFMNIST", "fmnist", 10, MNIST_SHAPE, FMNIST_STATS, False, 5,
+    "Fashion-MNIST's 10 clothing classes in ``n_experiences`` class-incremental experiences."
+    " ``mirror`` defaults to Debian's ``dataset-fashion-mnist`` folder (or "
+    "``$CL_RUNNER_FMNIST_MIRROR``), so the seed tutorial runs offline where that package is."
+    + _LOCATION_DOC,
+    default_mirror=FMNIST_MIRROR,
+).constructor()
+SplitCIFAR10 = VisionSplit(
+    "SplitCIFAR10", "cifar10", 10, CIFAR_SHAPE, CIFAR10_STATS, True, 5,
+    "CIFAR-10 in ``n_experiences`` experiences; training batches get random crop + flip."
+    + _LOCATION_DOC,
+).constructor()
+SplitCIFAR100 = VisionSplit(
+    "SplitCIFAR100", "cifar100", 100, CIFAR_SHAPE, CIFAR100_STATS, True, 10,
+    "CIFAR-100 (fine labels) in ``n_experiences`` experiences; training batches augmented."
+    + _LOCATION_DOC,
+).constructor()
 
 
-def PermutedMNIST(  # noqa: N802
+def _permuted_check(n_experiences: Any = 10, *, seed: Any = 0, root: Any = None,
+                    download: Any = False, mirror: Any = None, **_: Any) -> None:
+    POSITIVE_INT("n_experiences", n_experiences)
+    check_class_split(10, 1, None, seed)
+    check_data_location(root, download, mirror)
+
+
+def _permuted_info(n_experiences: int = 10, *, return_task_id: bool = False,
+                   **_: Any) -> StreamInfo:
+    return StreamInfo(10, n_experiences, n_experiences if return_task_id else 1, MNIST_SHAPE)
+
+
+@declared(info=_permuted_info, check_args=_permuted_check)
+def PermutedMNIST(  # noqa: N802 - benchmark constructors use Avalanche's class-style names
     n_experiences: int = 10,
     *,
     return_task_id: bool = False,
@@ -145,11 +203,7 @@ def PermutedMNIST(  # noqa: N802
     permutation; materialised copies make every sample carry its own, and replay stays
     index-only on shared storage.
     """
-    if not isinstance(n_experiences, int) or isinstance(n_experiences, bool) or n_experiences < 1:
-        raise BenchmarkConfigError(
-            f"benchmark.n_experiences={n_experiences!r}: must be a positive integer "
-            f"(one pixel permutation per experience)"
-        )
+    _permuted_check(n_experiences, seed=seed)
     data = load_vision_tensors(
         "mnist", root, download=download, mirror=mirror, verify_checksums=verify_checksums
     )
@@ -157,10 +211,11 @@ def PermutedMNIST(  # noqa: N802
     n_pixels = data.train_x[0].numel()
     perms = [torch.from_numpy(rng.permutation(n_pixels)) for _ in range(n_experiences)]
     normalise = NormalizePixels(*MNIST_STATS)
+    name = f"permuted_mnist/seed={seed}" + ("/tasks" if return_task_id else "")
     streams = [
-        _permuted_stream(name, x, y, perms, return_task_id, normalise)
-        for name, x, y in (("train", data.train_x, data.train_y),
-                           ("test", data.test_x, data.test_y))
+        _permuted_stream(f"{name}/{stream}", stream, x, y, perms, return_task_id, normalise)
+        for stream, x, y in (("train", data.train_x, data.train_y),
+                             ("test", data.test_x, data.test_y))
     ]
     return Benchmark(
         *streams, n_classes=10, classes_order=list(range(10)), return_task_id=return_task_id,
@@ -168,40 +223,8 @@ def PermutedMNIST(  # noqa: N802
     )
 
 
-def _class_split(
-    source: str,
-    n_classes: int,
-    stats: tuple[tuple[float, ...], tuple[float, ...]],
-    augment: bool,
-    n_experiences: int,
-    return_task_id: bool,
-    seed: int | None,
-    fixed_class_order: Sequence[int] | None,
-    location: dict,
-) -> Benchmark:
-    # validate the split before loading: a bad setting should not wait for (or hide behind) data
-    resolve_class_order(n_classes, n_experiences, seed, fixed_class_order)
-    data = load_vision_tensors(source, **location)
-    normalise = NormalizePixels(*stats)
-    augmentation = None
-    if augment:
-        black = [-m / s for m, s in zip(*stats, strict=True)]
-        augmentation = RandomCropFlip(CIFAR_PADDING, fill=black)
-    return nc_benchmark(
-        ClassificationDataset(
-            data.train_x, data.train_y, transform=normalise, train_transform=augmentation
-        ),
-        ClassificationDataset(data.test_x, data.test_y, transform=normalise),
-        n_experiences,
-        n_classes=n_classes,
-        return_task_id=return_task_id,
-        seed=seed,
-        fixed_class_order=fixed_class_order,
-        name=f"split_{source}",
-    )
-
-
 def _permuted_stream(
+    storage_name: str,
     name: str,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -209,6 +232,8 @@ def _permuted_stream(
     return_task_id: bool,
     transform: NormalizePixels,
 ) -> Stream:
+    from cl_runner.data.dataset import ClassificationDataset
+
     n = len(y)
     flat = x.flatten(1)
     storage = torch.empty((len(perms) * n, flat.shape[1]), dtype=x.dtype)
@@ -216,7 +241,8 @@ def _permuted_stream(
         storage[i * n : (i + 1) * n] = flat[:, perm]
     tasks = torch.arange(len(perms)).repeat_interleave(n) if return_task_id else None
     data = ClassificationDataset(
-        storage.view(-1, *x.shape[1:]), y.repeat(len(perms)), tasks, transform=transform
+        storage.view(-1, *x.shape[1:]), y.repeat(len(perms)), tasks, transform=transform,
+        name=storage_name,
     )
     classes = sorted(y.unique().tolist())
     return Stream(name, [

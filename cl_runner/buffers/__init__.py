@@ -9,7 +9,6 @@ from cl_runner.buffers.balanced import (
     ExperienceBalancedBuffer,
 )
 from cl_runner.buffers.base import ExemplarsBuffer
-from cl_runner.buffers.composition import buffer_class_counts, group_sizes
 from cl_runner.buffers.parametric import ParametricBuffer
 from cl_runner.buffers.reservoir import ReservoirSamplingBuffer
 from cl_runner.buffers.selection import (
@@ -33,7 +32,5 @@ __all__ = [
     "ParametricBuffer",
     "RandomExemplarsSelectionStrategy",
     "ReservoirSamplingBuffer",
-    "buffer_class_counts",
-    "group_sizes",
     "herding_order",
 ]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
-from typing import Any
+from collections.abc import Hashable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from cl_runner.buffers.base import ExemplarsBuffer, check_size
-from cl_runner.buffers.grouping import concat_datasets, split_by_label
+from cl_runner.buffers.grouping import split_by_label
 from cl_runner.buffers.reservoir import ReservoirSamplingBuffer
-from cl_runner.data.dataset import ClassificationDataset
+from cl_runner.checks import BOOL, SettingError
+
+if TYPE_CHECKING:
+    from cl_runner.benchmarks.info import StreamInfo
+    from cl_runner.data.dataset import ClassificationDataset
 
 
 class BalancedExemplarsBuffer(ExemplarsBuffer):
@@ -20,6 +24,7 @@ class BalancedExemplarsBuffer(ExemplarsBuffer):
     keys in ascending order, so the ``+1`` remainder lands on the smallest keys.
     """
 
+    short_name = "balanced"
     #: Constructor argument that sets ``total_num_groups`` (named in error messages).
     groups_arg = "total_num_groups"
 
@@ -27,25 +32,38 @@ class BalancedExemplarsBuffer(ExemplarsBuffer):
         self, max_size: int, adaptive_size: bool = True, total_num_groups: int | None = None
     ) -> None:
         super().__init__(max_size)
-        name = type(self).__name__
-        if adaptive_size and total_num_groups is not None:
-            raise ValueError(
-                f"{name}: {self.groups_arg}={total_num_groups!r} is only used with "
-                f"adaptive_size=False; leave it None for adaptive sizing"
-            )
-        if not adaptive_size and (
-            isinstance(total_num_groups, bool)
-            or not isinstance(total_num_groups, int)
-            or total_num_groups < 1
-        ):
-            raise ValueError(
-                f"{name}: adaptive_size=False needs {self.groups_arg} to be a positive "
-                f"integer, got {total_num_groups!r}"
-            )
+        type(self).check_args(**{"max_size": max_size, "adaptive_size": adaptive_size,
+                                 self.groups_arg: total_num_groups})
         self.adaptive_size = adaptive_size
         self.total_num_groups = total_num_groups
         self.buffer_groups: dict[Hashable, ExemplarsBuffer] = {}
         self._joined: tuple[list[ClassificationDataset], ClassificationDataset] | None = None
+
+    @classmethod
+    def check_args(cls, max_size: Any = 0, adaptive_size: Any = True, **args: Any) -> None:
+        super().check_args(max_size)
+        BOOL("adaptive_size", adaptive_size)
+        total = args.get(cls.groups_arg)
+        if adaptive_size and total is not None:
+            raise SettingError(cls.groups_arg, total,
+                               "null when adaptive_size is true (it sizes fixed groups only)")
+        if not adaptive_size and (isinstance(total, bool) or not isinstance(total, int)
+                                  or total < 1):
+            raise SettingError(cls.groups_arg, total,
+                               "a positive integer when adaptive_size is false")
+
+    @classmethod
+    def group_kind(cls, args: Mapping[str, Any]) -> str | None:
+        return "all"
+
+    @classmethod
+    def check_stream(cls, args: Mapping[str, Any], stream: StreamInfo) -> None:
+        super().check_stream(args, stream)
+        need, what = cls.group_count(args, stream)
+        total = args.get(cls.groups_arg)
+        if not args.get("adaptive_size", True) and total < need:
+            raise SettingError(cls.groups_arg, total,
+                               f"an integer >= {need} (the stream has {need} {what})")
 
     @property
     def buffer_datasets(self) -> list[ClassificationDataset]:
@@ -55,13 +73,24 @@ class BalancedExemplarsBuffer(ExemplarsBuffer):
     @property
     def buffer(self) -> ClassificationDataset:
         """All groups joined in ``buffer_groups`` order; rebuilt only when a group changed."""
+        from cl_runner.data.dataset import ClassificationDataset
+
         parts = self.buffer_datasets
         cached = self._joined
         if cached is None or len(cached[0]) != len(parts) or any(
             old is not new for old, new in zip(cached[0], parts, strict=True)
         ):
-            self._joined = cached = (parts, concat_datasets(parts))
+            self._joined = cached = (parts, ClassificationDataset.concat_all(parts))
         return cached[1]
+
+    @buffer.setter
+    def buffer(self, data: ClassificationDataset) -> None:
+        raise AttributeError(
+            f"{type(self).__name__}.buffer is the join of its groups and cannot be set"
+        )
+
+    def group_sizes(self) -> dict[Hashable, int]:
+        return {key: len(group.buffer) for key, group in self.buffer_groups.items()}
 
     def get_group_lengths(self, num_groups: int) -> list[int]:
         """Capacity of each of ``num_groups`` groups (first groups get the remainder)."""
@@ -78,14 +107,15 @@ class BalancedExemplarsBuffer(ExemplarsBuffer):
         share, extra = divmod(self.max_size, num_groups)
         return [share + 1] * extra + [share] * (num_groups - extra)
 
-    def group_for(
-        self, key: Hashable, make: Callable[..., ExemplarsBuffer], *args: Any
-    ) -> ExemplarsBuffer:
-        """The sub-buffer of ``key``, ``make(*args)`` on first use only (``setdefault`` would
-        build one per group on every update)."""
+    def new_group(self, capacity: int) -> ExemplarsBuffer:
+        """An empty sub-buffer for one group (reservoir sampling unless overridden)."""
+        return ReservoirSamplingBuffer(capacity)
+
+    def group_for(self, key: Hashable, capacity: int) -> ExemplarsBuffer:
+        """The sub-buffer of ``key``, made with ``capacity`` on first use."""
         group = self.buffer_groups.get(key)
         if group is None:
-            group = self.buffer_groups[key] = make(*args)
+            group = self.buffer_groups[key] = self.new_group(capacity)
         return group
 
     def lengths_by_key(self, keys: Iterable[Hashable]) -> dict[Hashable, int]:
@@ -100,6 +130,17 @@ class BalancedExemplarsBuffer(ExemplarsBuffer):
             if group.max_size != length:  # most groups keep their share when one is added
                 group.resize(strategy, length)
 
+    def state_dict(self) -> dict[str, Any]:
+        groups = [[key, group.state_dict()] for key, group in self.buffer_groups.items()]
+        return {"max_size": self.max_size, "groups": groups}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.max_size = state["max_size"]
+        self.buffer_groups = {}
+        for key, group_state in state["groups"]:
+            self.group_for(key, group_state["max_size"]).load_state_dict(group_state)
+        self._joined = None
+
 
 class ExperienceBalancedBuffer(BalancedExemplarsBuffer):
     """One reservoir per experience (the default policy of Avalanche's ``ReplayPlugin``).
@@ -109,6 +150,7 @@ class ExperienceBalancedBuffer(BalancedExemplarsBuffer):
     experience. With max_size=25: [25] -> [13, 12] -> [9, 8, 8] -> [7, 6, 6, 6] -> 5 x 5.
     """
 
+    short_name = "experience_balanced"
     groups_arg = "num_experiences"
 
     def __init__(
@@ -118,14 +160,24 @@ class ExperienceBalancedBuffer(BalancedExemplarsBuffer):
         self.num_experiences = num_experiences
         self._num_exps = 0
 
+    @classmethod
+    def group_kind(cls, args: Mapping[str, Any]) -> str | None:
+        return "experience"
+
     def post_adapt(self, agent: Any, exp: Any) -> None:
         key = self._num_exps
         lengths = self.lengths_by_key([*self.buffer_groups, key])
-        group = ReservoirSamplingBuffer(lengths[key])
+        group = self.group_for(key, lengths[key])
         group.update_from_dataset(exp.dataset)
         self._num_exps += 1
-        self.buffer_groups[key] = group
         self.resize(agent, self.max_size)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "num_exps": self._num_exps}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._num_exps = state["num_exps"]
 
 
 class ClassBalancedBuffer(BalancedExemplarsBuffer):
@@ -135,6 +187,7 @@ class ClassBalancedBuffer(BalancedExemplarsBuffer):
     uniform sample of all its class's samples (new-instance scenarios stay correct).
     """
 
+    short_name = "class_balanced"
     groups_arg = "total_num_classes"
 
     def __init__(
@@ -143,6 +196,10 @@ class ClassBalancedBuffer(BalancedExemplarsBuffer):
         super().__init__(max_size, adaptive_size, total_num_classes)
         self.total_num_classes = total_num_classes
         self.seen_classes: set[int] = set()
+
+    @classmethod
+    def group_kind(cls, args: Mapping[str, Any]) -> str | None:
+        return "class"
 
     def post_adapt(self, agent: Any, exp: Any) -> None:
         self.update_from_dataset(exp.dataset, agent)
@@ -155,7 +212,14 @@ class ClassBalancedBuffer(BalancedExemplarsBuffer):
         lengths = self.lengths_by_key(self.seen_classes | by_class.keys())
         self.seen_classes |= by_class.keys()
         for label, data in by_class.items():
-            group = self.group_for(label, ReservoirSamplingBuffer, lengths[label])
+            group = self.group_for(label, lengths[label])
             group.resize(strategy, lengths[label])
             group.update_from_dataset(data)
         self.resize(strategy, self.max_size)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "seen_classes": sorted(self.seen_classes)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.seen_classes = set(state["seen_classes"])

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import Any
+from collections.abc import Hashable, Mapping
+from typing import TYPE_CHECKING, Any
 
-import torch
+import lazy_loader as lazy
 
 from cl_runner.buffers.balanced import BalancedExemplarsBuffer
 from cl_runner.buffers.base import ExemplarsBuffer, check_size
@@ -14,9 +14,15 @@ from cl_runner.buffers.selection import (
     ExemplarsSelectionStrategy,
     RandomExemplarsSelectionStrategy,
 )
-from cl_runner.data.dataset import ClassificationDataset
+from cl_runner.checks import one_of
+
+if TYPE_CHECKING:
+    from cl_runner.data.dataset import ClassificationDataset
+
+torch = lazy.load("torch")
 
 GROUPBY_VALUES = (None, "class", "task", "experience")
+_GROUPBY = one_of(GROUPBY_VALUES)
 
 
 class _ParametricSingleBuffer(ExemplarsBuffer):
@@ -49,21 +55,36 @@ class ParametricBuffer(BalancedExemplarsBuffer):
     smallest group keys.
     """
 
+    short_name = "parametric"
+    takes_selection = True
+
     def __init__(
         self,
         max_size: int,
         groupby: str | None = None,
         selection_strategy: ExemplarsSelectionStrategy | None = None,
     ) -> None:
-        if groupby not in GROUPBY_VALUES:
-            raise ValueError(
-                f"ParametricBuffer: groupby={groupby!r} is not supported; allowed values: "
-                f"{', '.join(repr(v) for v in GROUPBY_VALUES)}"
-            )
+        self.check_args(max_size=max_size, groupby=groupby)
         super().__init__(max_size)
         self.groupby = groupby
         self.selection_strategy = selection_strategy or RandomExemplarsSelectionStrategy()
         self.seen_groups: set[Hashable] = set()
+
+    @classmethod
+    def check_args(cls, max_size: Any = 0, groupby: Any = None, **args: Any) -> None:
+        check_size("max_size", max_size)
+        _GROUPBY("groupby", groupby)
+
+    @classmethod
+    def group_kind(cls, args: Mapping[str, Any]) -> str | None:
+        return args.get("groupby") or "all"
+
+    @classmethod
+    def name_parts(cls, args: Mapping[str, Any]) -> list[str]:
+        return [cls.short_name, cls.group_kind(args)]
+
+    def new_group(self, capacity: int) -> ExemplarsBuffer:
+        return _ParametricSingleBuffer(capacity, self.selection_strategy)
 
     def post_adapt(self, agent: Any, exp: Any) -> None:
         new_groups = self._make_groups(exp)
@@ -72,9 +93,7 @@ class ParametricBuffer(BalancedExemplarsBuffer):
         lengths = self.lengths_by_key(self.seen_groups | new_groups.keys())
         self.seen_groups |= new_groups.keys()
         for key, data in new_groups.items():
-            group = self.group_for(
-                key, _ParametricSingleBuffer, lengths[key], self.selection_strategy
-            )
+            group = self.group_for(key, lengths[key])
             group.max_size = lengths[key]
             group.update_from_dataset(agent, data)
         self.resize(agent, self.max_size)
@@ -90,3 +109,10 @@ class ParametricBuffer(BalancedExemplarsBuffer):
         if self.groupby == "experience":
             return {int(exp.current_experience): data}
         return {0: data}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "seen_groups": sorted(self.seen_groups)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.seen_groups = set(state["seen_groups"])

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-import torch
+import lazy_loader as lazy
 
 from cl_runner.buffers.base import ExemplarsBuffer, check_size
-from cl_runner.data.dataset import ClassificationDataset
+
+if TYPE_CHECKING:
+    from cl_runner.data.dataset import ClassificationDataset
+
+torch = lazy.load("torch")
 
 
 class ReservoirSamplingBuffer(ExemplarsBuffer):
@@ -19,6 +24,8 @@ class ReservoirSamplingBuffer(ExemplarsBuffer):
     the buffer is an exact uniform sample without replacement of the whole stream, however the
     stream was chunked. The buffer is held in descending-key order, so shrinking keeps a prefix.
     """
+
+    short_name = "reservoir"
 
     def __init__(self, max_size: int) -> None:
         super().__init__(max_size)
@@ -43,3 +50,10 @@ class ReservoirSamplingBuffer(ExemplarsBuffer):
         if len(self.buffer) > new_size:
             self.buffer = self.buffer.subset(torch.arange(new_size))
             self._keys = self._keys[:new_size]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "keys": self._keys.cpu()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._keys = state["keys"]

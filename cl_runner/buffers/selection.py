@@ -6,19 +6,29 @@ The buffer keeps a prefix of the ranking, so "the last indices are the first to 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import Tensor, nn
+import lazy_loader as lazy
 
-from cl_runner.data.dataset import ClassificationDataset
-from cl_runner.models import forward_with_tasks
+from cl_runner.models.tasks import forward_with_tasks
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+    from cl_runner.data.dataset import ClassificationDataset
+
+torch = lazy.load("torch")
 
 DEFAULT_EVAL_MB_SIZE = 256
 
 
 class ExemplarsSelectionStrategy(ABC):
-    """Orders the samples of a dataset from most to least worth keeping."""
+    """Orders the samples of a dataset from most to least worth keeping.
+
+    ``name_part`` is the word a run name gets for it (None: nothing, for the default).
+    """
+
+    name_part: ClassVar[str | None] = None
 
     @abstractmethod
     def make_sorted_indices(self, strategy: Any, data: ClassificationDataset) -> Tensor:
@@ -122,6 +132,8 @@ def herding_order(features: Tensor, k: int | None = None) -> Tensor:
 class HerdingSelectionStrategy(FeatureBasedExemplarsSelectionStrategy):
     """Herding order (iCaRL), features not normalised; computes only the kept prefix."""
 
+    name_part = "herding"
+
     def make_sorted_indices_from_features(self, features: Tensor) -> Tensor:
         return herding_order(features)
 
@@ -131,6 +143,8 @@ class HerdingSelectionStrategy(FeatureBasedExemplarsSelectionStrategy):
 
 class ClosestToCenterSelectionStrategy(FeatureBasedExemplarsSelectionStrategy):
     """Ascending squared distance to the mean feature (ties: lowest index first)."""
+
+    name_part = "closest_to_center"
 
     def make_sorted_indices_from_features(self, features: Tensor) -> Tensor:
         distances = ((features - features.mean(0)) ** 2).sum(1)

@@ -17,7 +17,6 @@ transforms (the current data's, for replay).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -105,7 +104,7 @@ def _check_batch_size(name: str, value: Any) -> None:
 def _concatenate(datasets: Sequence[Dataset]) -> Dataset:
     """One dataset for all groups: an index-only view when they share tensor storage."""
     if all(isinstance(d, ClassificationDataset) for d in datasets):
-        return functools.reduce(ClassificationDataset.concat, datasets)
+        return ClassificationDataset.concat_all(datasets)
     return ConcatDataset(datasets)
 
 

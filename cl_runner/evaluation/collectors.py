@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from cl_runner.training.plugins import SupervisedPlugin
+from cl_runner.core import SupervisedPlugin
 
 
 class ExperienceStats(SupervisedPlugin):

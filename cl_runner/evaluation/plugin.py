@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from cl_runner.core import CALLBACKS, SupervisedPlugin
 from cl_runner.evaluation.metrics import MetricValue, PluginMetric
-from cl_runner.training.plugins import CALLBACKS, SupervisedPlugin
 
 
 def _flatten(metrics: Iterable[PluginMetric | Sequence[PluginMetric]]) -> list[PluginMetric]:
@@ -40,7 +40,13 @@ class EvaluationPlugin(SupervisedPlugin):
             for name in CALLBACKS
         }
 
-    def _on(self, event: str, strategy: Any, **kwargs: Any) -> None:
+    def handled_events(self) -> set[str]:
+        """Events with a metric handler or a logger hook (the others would do nothing, so
+        the strategy does not dispatch them here)."""
+        return {name for name in CALLBACKS if self._handlers[name] or self._logger_hooks[name]}
+
+    def handle(self, event: str, strategy: Any, **kwargs: Any) -> None:
+        """Run the metrics on ``event``, record what they emit and pass it to the loggers."""
         emitted: list[MetricValue] = []
         for handler in self._handlers[event]:
             emitted.extend(handler(strategy))
@@ -55,17 +61,6 @@ class EvaluationPlugin(SupervisedPlugin):
         for hook in self._logger_hooks[event]:
             hook(strategy, emitted, **kwargs)
 
-    def active_callbacks(self) -> set[str]:
-        """Events with a metric handler or a logger hook, and any a subclass overrides: the
-        others would do nothing, so the strategy does not dispatch them here."""
-        if type(self)._on is not EvaluationPlugin._on:
-            return set(CALLBACKS)
-        return {
-            name for name in CALLBACKS
-            if self._handlers[name] or self._logger_hooks[name]
-            or getattr(type(self), name) is not _CALLBACKS[name]
-        }
-
     def get_last_metrics(self) -> dict[str, float]:
         """Last value of every metric emitted so far (a copy)."""
         return dict(self.last_metrics)
@@ -73,19 +68,6 @@ class EvaluationPlugin(SupervisedPlugin):
     def get_all_metrics(self) -> dict[str, tuple[list[int], list[float]]]:
         """Every metric's history as ``(x values, values)``."""
         return {k: (list(x), list(v)) for k, (x, v) in self.all_metrics.items()}
-
-
-def _make_callback(event: str):
-    def callback(self: EvaluationPlugin, strategy: Any, **kwargs: Any) -> None:
-        self._on(event, strategy, **kwargs)
-
-    callback.__name__ = event
-    return callback
-
-
-_CALLBACKS = {event: _make_callback(event) for event in CALLBACKS}
-for _event, _callback in _CALLBACKS.items():
-    setattr(EvaluationPlugin, _event, _callback)
 
 
 def make_default_evaluator() -> EvaluationPlugin:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+MAX_METRICS_PER_CALL = 1000  # MLflow's log_batch limit
+
 
 class MLflowRunLogger:
-    """Params, per-experience metrics (step = experience index), tags and artifacts of a run."""
+    """Params, metrics by step, tags and artifacts of one MLflow run."""
 
     def __init__(
         self, uri: str, experiment_id: str, run_name: str, tags: Mapping[str, str] | None = None,
@@ -31,34 +33,44 @@ class MLflowRunLogger:
         for start in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[start : start + 100])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+    def log_metrics(self, steps: Sequence[tuple[int, Mapping[str, float]]]) -> None:
+        """Log ``(step, metrics)`` pairs in as few calls as MLflow allows (1000 values each).
+
+        Each call is one transaction in the store, so a step is either fully logged or not
+        at all; pairs are never split across calls unless one alone exceeds the limit.
+        """
         import time
 
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        for start in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
+        batch: list[Metric] = []
+        for step, metrics in steps:
+            items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+            if batch and len(batch) + len(items) > MAX_METRICS_PER_CALL:
+                self.client.log_batch(self.run_id, metrics=batch)
+                batch = []
+            for start in range(0, len(items), MAX_METRICS_PER_CALL):
+                batch += items[start : start + MAX_METRICS_PER_CALL]
+                if len(batch) >= MAX_METRICS_PER_CALL:
+                    self.client.log_batch(self.run_id, metrics=batch)
+                    batch = []
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
 
     def logged_steps(self, key: str) -> set[int]:
         """Steps of ``key`` the run already has (to resend only what is missing)."""
         return {m.step for m in self.client.get_metric_history(self.run_id, key)}
 
     def reopen(self) -> None:
-        """Mark a resumed run as running again."""
+        """Mark a resumed run as running again (fails if the run does not exist here)."""
         self.client.update_run(self.run_id, status="RUNNING")
 
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-
-    def log_artifacts(self, folder: str | Path, skip: tuple[str, ...] = ()) -> None:
-        """Upload a folder's files (sub-folders kept) except the names in ``skip``."""
+    def log_artifacts(self, folder: str | Path, skip: Callable[[Path], bool]) -> None:
+        """Upload a folder's files (sub-folders kept) except those ``skip`` names."""
         folder = Path(folder)
         for path in sorted(folder.iterdir()):
-            if path.name in skip:
+            if skip(path):
                 continue
             if path.is_dir():
                 self.client.log_artifacts(self.run_id, str(path), path.name)

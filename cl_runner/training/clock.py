@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cl_runner.training.plugins import SupervisedPlugin
+from cl_runner.core import SupervisedPlugin
 
 
 class Clock(SupervisedPlugin):
@@ -40,8 +40,12 @@ class Clock(SupervisedPlugin):
     def after_eval_iteration(self, strategy: Any, **kwargs: Any) -> None:
         self.total_iterations += 1
 
+    COUNTERS = ("train_iterations", "train_exp_counter", "train_exp_epochs",
+                "train_exp_iterations", "train_epoch_iterations", "total_iterations")
+
     def state_dict(self) -> dict[str, int]:
-        return dict(vars(self))
+        return {name: getattr(self, name) for name in self.COUNTERS}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        vars(self).update(state)
+        for name in self.COUNTERS:
+            setattr(self, name, state[name])

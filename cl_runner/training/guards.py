@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
+import lazy_loader as lazy
 
+from cl_runner.core import SupervisedPlugin
 from cl_runner.errors import NonFiniteLossError
-from cl_runner.training.plugins import SupervisedPlugin
+
+torch = lazy.load("torch")
 
 
 class FiniteLossGuard(SupervisedPlugin):

@@ -1,10 +1,19 @@
-"""Replay plugins: swap the train loader for one that mixes in the buffer, then update it."""
+"""Experience replay: plugins that mix the buffer into training batches, and ``Replay``.
+
+The plugins are the ``dataloader`` config group (how a replay batch is formed); ``Replay`` is
+the ``strategy=replay`` method (Naive plus one of them).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from cl_runner.training.plugins import SupervisedPlugin
+from cl_runner.checks import OPTIONAL_POSITIVE_INT, one_of
+from cl_runner.core import SupervisedPlugin
+from cl_runner.training.strategy import RunComponents, SupervisedTemplate, default_evaluator
+
+_BALANCE = one_of(("group", "task"))
 
 
 class _BufferReplay(SupervisedPlugin):
@@ -41,6 +50,12 @@ class _BufferReplay(SupervisedPlugin):
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         self.storage_policy.update(strategy, **kwargs)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"storage_policy": self.storage_policy.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.storage_policy.load_state_dict(state["storage_policy"])
+
 
 class ReplayPlugin(_BufferReplay):
     """Experience replay (Avalanche's ReplayPlugin, same arguments and defaults).
@@ -59,10 +74,16 @@ class ReplayPlugin(_BufferReplay):
         task_balanced_dataloader: bool = False,
         storage_policy: Any = None,
     ) -> None:
+        self.check_args(batch_size=batch_size, batch_size_mem=batch_size_mem)
         super().__init__(mem_size, storage_policy)
         self.batch_size = batch_size
         self.batch_size_mem = batch_size_mem
         self.task_balanced_dataloader = task_balanced_dataloader
+
+    @classmethod
+    def check_args(cls, batch_size: Any = None, batch_size_mem: Any = None, **_: Any) -> None:
+        OPTIONAL_POSITIVE_INT("batch_size", batch_size)
+        OPTIONAL_POSITIVE_INT("batch_size_mem", batch_size_mem)
 
     def make_loader(self, strategy: Any, loader_kwargs: dict[str, Any]) -> Any:
         from cl_runner.data.loaders import ReplayDataLoader
@@ -95,11 +116,15 @@ class BalancedReplayPlugin(_BufferReplay):
         balance: str = "group",
         storage_policy: Any = None,
     ) -> None:
-        if balance not in ("group", "task"):
-            raise ValueError(f"balance={balance!r}: allowed values are 'group', 'task'")
+        self.check_args(batch_size=batch_size, balance=balance)
         super().__init__(mem_size, storage_policy)
         self.batch_size = batch_size
         self.balance = balance
+
+    @classmethod
+    def check_args(cls, batch_size: Any = None, balance: Any = "group", **_: Any) -> None:
+        OPTIONAL_POSITIVE_INT("batch_size", batch_size)
+        _BALANCE("balance", balance)
 
     def _groups(self) -> list[Any]:
         groups = getattr(self.storage_policy, "buffer_datasets", None)
@@ -118,3 +143,52 @@ class BalancedReplayPlugin(_BufferReplay):
             [strategy.adapted_dataset, *self._groups()], oversample_small_groups=True,
             batch_size=batch_size, **loader_kwargs,
         )
+
+
+class Replay(SupervisedTemplate):
+    """Naive plus a replay plugin (Avalanche's ``Replay``): experience replay from a buffer.
+
+    Without ``replay_plugin`` it adds ``ReplayPlugin(mem_size, storage_policy=...)`` (an
+    ``ExperienceBalancedBuffer`` when no storage policy is given); ``mem_size=0`` trains
+    without memory. ``cl-run`` passes the ``dataloader`` group's plugin over the ``buffer``.
+    """
+
+    short_name = ""  # run names start with the buffer, as before methods were selectable
+    takes_memory = True
+    uses_dataloader = True
+
+    def __init__(
+        self,
+        model: Any,
+        optimizer: Any,
+        criterion: Any = None,
+        mem_size: int = 200,
+        train_mb_size: int = 1,
+        train_epochs: int = 1,
+        eval_mb_size: int | None = None,
+        device: Any = None,
+        plugins: Any = None,
+        evaluator: Any = default_evaluator,
+        *,
+        storage_policy: Any = None,
+        replay_plugin: SupervisedPlugin | None = None,
+    ) -> None:
+        if replay_plugin is None and mem_size:
+            replay_plugin = ReplayPlugin(mem_size, storage_policy=storage_policy)
+        extra = [replay_plugin] if replay_plugin is not None else []
+        super().__init__(model, optimizer, criterion, train_mb_size, train_epochs, eval_mb_size,
+                         device, [*(plugins or []), *extra], evaluator)
+
+    @classmethod
+    def check_buffer(cls, buffer: type | None, args: Mapping[str, Any]) -> None:
+        """Any storage policy works; ``buffer=none`` is fine-tuning."""
+
+    @classmethod
+    def from_run(cls, parts: RunComponents, **args: Any) -> Replay:
+        buffer = parts.buffer
+        plugin = None
+        if buffer is not None:
+            plugin = parts.replay_plugin(mem_size=buffer.max_size, storage_policy=buffer)
+        return cls(model=parts.model, optimizer=parts.optimizer, device=parts.device,
+                   plugins=parts.plugins, evaluator=parts.evaluator, replay_plugin=plugin,
+                   mem_size=buffer.max_size if buffer is not None else 0, **args)

@@ -1,18 +1,40 @@
-"""Strategy template: Avalanche's train/eval loops and callback sequence, on tensor batches."""
+"""Strategy template: Avalanche's train/eval loops and callback sequence, on tensor batches.
+
+A strategy class also declares what ``cl-run`` needs to know, so that a new method is one
+module plus one config file:
+
+- ``short_name``: the word its run names start with ("" for the default, replay);
+- ``check_args``: its constructor's own argument checks (run before any data is loaded);
+- ``takes_memory`` / ``check_buffer``: whether it uses the ``buffer`` group, and which
+  storage policies make sense for it;
+- ``uses_dataloader``: whether the ``dataloader`` group (how replay batches are formed)
+  applies to it;
+- ``from_run``: how to build it from the objects the runner made of the other groups;
+- ``state_dict`` / ``load_state_dict``: everything a checkpoint must restore.
+
+This module imports torch lazily so the runner can read those declarations without it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import Tensor, nn
+import lazy_loader as lazy
 
-from cl_runner.benchmarks.base import Experience
-from cl_runner.models import forward_with_tasks
-from cl_runner.training.allocator import keep_freed_memory
+from cl_runner.checks import NON_NEGATIVE_INT, POSITIVE_INT, SettingError
+from cl_runner.core import CallbackDispatcher
+from cl_runner.models.tasks import forward_with_tasks
 from cl_runner.training.clock import Clock
-from cl_runner.training.plugins import CallbackDispatcher
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+    from cl_runner.benchmarks.base import Experience
+    from cl_runner.benchmarks.info import StreamInfo
+
+torch = lazy.load("torch")
 
 
 class _DefaultEvaluator:
@@ -22,6 +44,24 @@ class _DefaultEvaluator:
 default_evaluator = _DefaultEvaluator()
 
 
+@dataclass
+class RunComponents:
+    """What the runner built from the config groups other than ``strategy``.
+
+    ``replay_plugin(mem_size, storage_policy)`` makes the ``dataloader`` group's plugin;
+    ``plugins`` are the runner's own (progress, statistics, divergence guard).
+    """
+
+    model: Any
+    optimizer: Any
+    device: Any
+    stream: StreamInfo
+    buffer: Any = None
+    replay_plugin: Any = None
+    plugins: list[Any] = field(default_factory=list)
+    evaluator: Any = None
+
+
 class SupervisedTemplate:
     """Mini-batch training of ``model`` on one experience at a time, with plugins.
 
@@ -29,6 +69,10 @@ class SupervisedTemplate:
     ``adapted_dataset``, ``dataloader``, ``mbatch``, ``mb_x``, ``mb_y``, ``mb_task_id``,
     ``mb_output``, ``loss``, ``train_mb_size``, ``eval_mb_size``, ``clock``, ``is_training``.
     """
+
+    short_name: ClassVar[str] = "strategy"
+    takes_memory: ClassVar[bool] = False
+    uses_dataloader: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -42,11 +86,13 @@ class SupervisedTemplate:
         plugins: Sequence[object] | None = None,
         evaluator: object | None = default_evaluator,
     ) -> None:
+        SupervisedTemplate.check_args(train_mb_size=train_mb_size, train_epochs=train_epochs,
+                                      eval_mb_size=eval_mb_size)
         from cl_runner.evaluation.plugin import EvaluationPlugin, make_default_evaluator
 
         self.model = model
         self.optimizer = optimizer
-        self._criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
+        self._criterion = criterion if criterion is not None else torch.nn.CrossEntropyLoss()
         self.train_mb_size = train_mb_size
         self.train_epochs = train_epochs
         self.eval_mb_size = eval_mb_size if eval_mb_size is not None else train_mb_size
@@ -66,7 +112,37 @@ class SupervisedTemplate:
         self.is_training = False
         self.current_eval_stream: Sequence[Experience] | None = None
         self._stop_training = False
-        keep_freed_memory()
+
+    # -- declarations (no instance, no torch) ------------------------------------------------
+    @classmethod
+    def check_args(
+        cls, train_mb_size: Any = 1, train_epochs: Any = 1, eval_mb_size: Any = None,
+        **args: Any,
+    ) -> None:
+        """Raise ``SettingError`` for an argument the constructor refuses."""
+        POSITIVE_INT("train_mb_size", train_mb_size)
+        NON_NEGATIVE_INT("train_epochs", train_epochs)
+        if eval_mb_size is not None:
+            POSITIVE_INT("eval_mb_size", eval_mb_size)
+
+    @classmethod
+    def check_buffer(cls, buffer: type | None, args: Mapping[str, Any]) -> None:
+        """Raise ``SettingError`` (naming ``buffer``) for a storage policy the method cannot
+        use; ``buffer`` is None for ``buffer=none``."""
+        if buffer is not None and not cls.takes_memory:
+            raise SettingError("buffer", buffer.short_name,
+                               f"none: strategy={cls.short_name} keeps no memory "
+                               "(strategy=replay replays from a buffer)")
+
+    @classmethod
+    def check_stream(cls, args: Mapping[str, Any], stream: StreamInfo) -> None:
+        """Raise ``SettingError`` for a setting the benchmark's stream cannot work with."""
+
+    @classmethod
+    def from_run(cls, parts: RunComponents, **args: Any) -> SupervisedTemplate:
+        """The strategy built from the runner's components and the config's ``args``."""
+        return cls(model=parts.model, optimizer=parts.optimizer, device=parts.device,
+                   plugins=parts.plugins, evaluator=parts.evaluator, **args)
 
     # -- mini-batch views ------------------------------------------------------------------
     @property
@@ -79,7 +155,7 @@ class SupervisedTemplate:
 
     @property
     def mb_task_id(self) -> Tensor:
-        return self.mbatch[-1]
+        return self.mbatch[2]
 
     @property
     def is_eval(self) -> bool:
@@ -104,7 +180,7 @@ class SupervisedTemplate:
         ``kwargs`` (e.g. ``num_workers``, ``shuffle``) reach the train loader and every
         plugin callback.
         """
-        if isinstance(experiences, Experience):
+        if not isinstance(experiences, Iterable):
             experiences = [experiences]
         self.is_training = True
         self.model.train()
@@ -175,25 +251,27 @@ class SupervisedTemplate:
             dispatch("after_training_iteration", self, **kwargs)
 
     # -- evaluation ------------------------------------------------------------------------
-    @torch.no_grad()
     def eval(
         self, exp_list: Experience | Iterable[Experience], **kwargs: Any
     ) -> dict[str, float]:
         """Evaluate on one experience or a stream; training state is restored afterwards."""
-        if isinstance(exp_list, Experience):
+        if not isinstance(exp_list, Iterable):
             exp_list = [exp_list]
         exp_list = list(exp_list)
-        saved = (self.experience, self.adapted_dataset, self.dataloader, self.is_training)
+        saved = (self.experience, self.adapted_dataset, self.dataloader, self.is_training,
+                 self.mbatch, self.mb_output, self.loss)
         modes = {m: m.training for m in self.model.modules()}
         self.is_training = False
         self.model.eval()
         self.model.to(self.device)
         self.current_eval_stream = exp_list
-        self._dispatch("before_eval", self, **kwargs)
-        for self.experience in exp_list:
-            self._eval_exp(**kwargs)
-        self._dispatch("after_eval", self, **kwargs)
-        self.experience, self.adapted_dataset, self.dataloader, self.is_training = saved
+        with torch.no_grad():
+            self._dispatch("before_eval", self, **kwargs)
+            for self.experience in exp_list:
+                self._eval_exp(**kwargs)
+            self._dispatch("after_eval", self, **kwargs)
+        (self.experience, self.adapted_dataset, self.dataloader, self.is_training,
+         self.mbatch, self.mb_output, self.loss) = saved
         for module, mode in modes.items():
             module.train(mode)
         return self.evaluator.get_last_metrics()
@@ -217,6 +295,29 @@ class SupervisedTemplate:
             dispatch("after_eval_iteration", self, **kwargs)
         self._dispatch("after_eval_exp", self, **kwargs)
 
+    # -- checkpoints -----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Model, optimizer, clock and every plugin's state (None for stateless plugins)."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "plugins": [p.state_dict() if hasattr(p, "state_dict") else None
+                        for p in self.plugins],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore ``state_dict()`` output into a strategy built from the same config."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if len(state["plugins"]) != len(self.plugins):
+            raise ValueError(f"the state has {len(state['plugins'])} plugins, the strategy "
+                             f"{len(self.plugins)}")
+        for plugin, plugin_state in zip(self.plugins, state["plugins"], strict=True):
+            if plugin_state is not None:
+                plugin.load_state_dict(plugin_state)
+
 
 class Naive(SupervisedTemplate):
-    """Plain fine-tuning: the baseline every replay plugin is added to."""
+    """Plain fine-tuning: the lower bound every rehearsal method is compared with."""
+
+    short_name = "naive"

@@ -1,4 +1,9 @@
-"""glibc allocator settings for training loops that free and reallocate the same blocks."""
+"""glibc allocator settings for training loops that free and reallocate the same blocks.
+
+``cl-run`` applies them at start. They change the whole process's C allocator, so a library
+constructor never does; a library user who wants the speed-up calls ``keep_freed_memory()``
+once at the start of a script.
+"""
 
 from __future__ import annotations
 

@@ -1,15 +1,14 @@
-"""Models: Avalanche's SimpleMLP, a small CNN for CIFAR, and a multi-head classifier."""
+"""The networks: Avalanche's SimpleMLP, a small CNN for CIFAR, and a multi-head classifier."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from math import prod
 
 from torch import Tensor, nn
 
 
 class MultiTaskModule(nn.Module):
     """A model whose forward takes the task labels too: ``model(x, task_labels)``."""
+
+    takes_task_labels = True
 
     def forward(self, x: Tensor, task_labels: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -38,7 +37,6 @@ class SimpleMLP(nn.Module):
             width = hidden_size
         self.features = nn.Sequential(nn.Flatten(), *layers)
         self.classifier = nn.Linear(width, num_classes)
-        self._input_size = input_size
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x))
@@ -101,25 +99,11 @@ def MultiHeadMLP(  # noqa: N802 - constructor named like the model it builds
     return MultiHeadClassifier(trunk, hidden_size, num_classes, n_tasks)
 
 
-def flat_size(shape: Sequence[int]) -> int:
-    """Number of input features of a sample shape (what an MLP's ``input_size`` must be)."""
-    return int(prod(shape))
-
-
-def forward_with_tasks(model: nn.Module, x: Tensor, task_labels: Tensor) -> Tensor:
-    """Call ``model(x, t)`` for multi-task modules and ``model(x)`` otherwise."""
-    if isinstance(model, MultiTaskModule):
-        return model(x, task_labels)
-    return model(x)
-
-
 __all__ = [
     "MultiHeadClassifier",
     "MultiHeadMLP",
     "MultiTaskModule",
     "SimpleCNN",
     "SimpleMLP",
-    "flat_size",
-    "forward_with_tasks",
 ]
 
