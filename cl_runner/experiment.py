@@ -22,7 +22,6 @@ from cl_runner.benchmarks.base import Benchmark
 from cl_runner.benchmarks.info import StreamInfo
 from cl_runner.config.targets import node_args
 from cl_runner.evaluation.collectors import ExperienceStats
-from cl_runner.evaluation.matrix import AccuracyMatrix
 from cl_runner.evaluation.plugin import EvaluationPlugin
 from cl_runner.training.strategy import RunComponents, SupervisedTemplate
 
@@ -87,7 +86,7 @@ def build(cfg: DictConfig, plugins: list[Any] | None = None) -> Components:
     optimizer = _instantiate_logged("optimizer", cfg.optimizer, _convert_="all")(
         params=model.parameters())
     buffer = _build_buffer(cfg, model)
-    stats = ExperienceStats()
+    stats = ExperienceStats(info.n_classes)
     parts = RunComponents(
         model=model, optimizer=optimizer, device=device, stream=info, buffer=buffer,
         replay_plugin=_instantiate_logged("dataloader", cfg.dataloader),
@@ -114,23 +113,3 @@ def buffer_metrics(parts: Components, n_classes: int) -> tuple[list[int], dict[s
         metrics.update({f"buffer/{kind}_{key}": float(n)
                         for key, n in buffer.group_sizes().items()})
     return counts, metrics
-
-
-def experience_metrics(matrix: AccuracyMatrix, stats: ExperienceStats) -> dict[str, float]:
-    """What MLflow receives after training experience ``i`` (the matrix's last row)."""
-    i = matrix.n_trained - 1
-    metrics: dict[str, float] = {"accuracy/stream": stats.stream_accuracy}
-    metrics.update({f"accuracy/exp_{j:03d}": matrix[i, j] for j in range(matrix.n)})
-    metrics["accuracy/average_seen"] = matrix.average_accuracy(i)
-    for j, value in enumerate(matrix.forgetting(i)):
-        metrics[f"forgetting/exp_{j:03d}"] = value
-    metrics["forgetting/average"] = matrix.average_forgetting(i)
-    metrics["bwt"] = matrix.bwt(i)
-    metrics["train/loss"] = stats.train_loss
-    metrics["train/iterations"] = stats.train_iterations
-    metrics["train/samples_per_s"] = (
-        stats.train_samples / stats.train_seconds if stats.train_seconds > 0 else 0.0
-    )
-    metrics["time/train_s"] = stats.train_seconds
-    metrics["time/eval_s"] = stats.eval_seconds
-    return metrics

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 MATRIX_PNG = "accuracy_matrix.png"
+CLASS_ACCURACY_PNG = "class_accuracy.png"
+CLASS_FORGETTING_PNG = "class_forgetting.png"
 COMPOSITION_PNG = "buffer_composition.png"
+ANNOTATED_COLUMNS = 20  # beyond this, cell values would not be readable
 LEGEND_MAX_CLASSES = 20  # beyond this a legend hides the chart
 
 
@@ -26,25 +29,37 @@ def _figure(width: float, height: float) -> Any:
     return fig
 
 
-def accuracy_matrix_png(rows: Sequence[Sequence[float]], path: str | Path) -> Path:
-    """Heatmap: row i = after training experience i, column j = test experience j."""
+def heatmap_png(
+    rows: Sequence[Sequence[float]], path: str | Path, *, columns: str, title: str,
+    value: str = "accuracy", signed: bool = False,
+) -> Path:
+    """Row i = after training experience i, one column per ``columns`` (test experience or
+    class); values in [0, 1] (or [-1, 1] when ``signed``), written in the cells when few."""
     n_rows, n_cols = len(rows), len(rows[0])
-    fig = _figure(1.2 + 0.9 * n_cols, 1.0 + 0.8 * n_rows)
+    fig = _figure(1.6 + min(0.9 * n_cols, 14.0), 1.0 + 0.8 * n_rows)
     ax = fig.add_subplot()
-    image = ax.imshow(rows, vmin=0.0, vmax=1.0, cmap="viridis")
-    for i, row in enumerate(rows):
-        for j, value in enumerate(row):
-            if not math.isnan(value):
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center",
-                        color="black" if value > 0.6 else "white", fontsize=9)
-    ax.set_xticks(range(n_cols))
+    image = ax.imshow(rows, vmin=-1.0 if signed else 0.0, vmax=1.0,
+                      cmap="RdBu_r" if signed else "viridis", aspect="auto")
+    if n_cols <= ANNOTATED_COLUMNS:
+        for i, row in enumerate(rows):
+            for j, v in enumerate(row):
+                if not math.isnan(v):
+                    dark = abs(v) > 0.6 if signed else v > 0.6
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center",
+                            color="white" if signed == dark else "black", fontsize=8)
+        ax.set_xticks(range(n_cols))
     ax.set_yticks(range(n_rows))
-    ax.set_xlabel("test experience")
+    ax.set_xlabel(columns)
     ax.set_ylabel("after training experience")
-    ax.set_title("accuracy matrix")
-    fig.colorbar(image, ax=ax, label="accuracy")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label=value)
     fig.savefig(path, dpi=100)
     return Path(path)
+
+
+def accuracy_matrix_png(rows: Sequence[Sequence[float]], path: str | Path) -> Path:
+    """Heatmap: row i = after training experience i, column j = test experience j."""
+    return heatmap_png(rows, path, columns="test experience", title="accuracy matrix")
 
 
 def buffer_composition_png(composition: Sequence[Sequence[int]], path: str | Path) -> Path:

@@ -1,10 +1,11 @@
 """A run's output folder: the record of everything it measures, written before anything else.
 
 ``config.yaml`` (resolved config), ``run_info.json`` (name, config key, tags, status),
-``metrics.jsonl`` (one line per logged step), and at the end the accuracy matrix and buffer
-composition as CSV and PNG. MLflow receives the folder from the background writer
-(``tracking/``); ``cl-sync`` sends it later when the server was away. Every write that fails
-(a full disk) raises ``OutputWriteError`` naming the file.
+``metrics.jsonl`` (one line per logged step), and at the end the accuracy matrices (per test
+experience, per class), per-class forgetting and the buffer composition as CSV and PNG.
+MLflow receives the folder from the background writer (``tracking/``); ``cl-sync`` sends it
+later when the server was away. Every write that fails (a full disk) raises
+``OutputWriteError`` naming the file.
 """
 
 from __future__ import annotations
@@ -14,18 +15,23 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cl_runner.errors import OutputWriteError
 from cl_runner.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from cl_runner.evaluation.measurements import Measurements
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 MATRIX_FILE = "accuracy_matrix.csv"
+CLASS_ACCURACY_FILE = "class_accuracy.csv"
+CLASS_FORGETTING_FILE = "class_forgetting.csv"
 COMPOSITION_FILE = "buffer_composition.csv"
 RUN_INFO_FILE = "run_info.json"
 
@@ -69,33 +75,44 @@ class RunFolder:
         lines = [json.dumps(line) for line in read_metrics(self.path)[:n]]
         self.write_text(METRICS_FILE, "".join(line + "\n" for line in lines))
 
-    def write_tables(
-        self, rows: Sequence[Sequence[float]], n_experiences: int,
-        composition: Sequence[Sequence[int]],
-    ) -> None:
-        """The accuracy matrix and buffer composition as CSV, then as charts."""
-        self.write_text(MATRIX_FILE, _csv(
-            ["after_exp", *(f"test_exp_{j}" for j in range(n_experiences))],
-            [[i, *row] for i, row in enumerate(rows)]))
-        n_classes = len(composition[0]) if composition else 0
-        self.write_text(COMPOSITION_FILE, _csv(
-            ["after_exp", *(f"class_{c}" for c in range(n_classes))],
-            [[i, *counts] for i, counts in enumerate(composition)]))
-        self._write_charts(rows, composition)
+    def write_tables(self, measured: Measurements) -> None:
+        """The accuracy matrices and buffer composition as CSV, then as charts."""
+        n_exp, n_classes = measured.experiences.n, measured.classes.n
+        exp_columns = [f"test_exp_{j}" for j in range(n_exp)]
+        class_columns = [f"class_{c}" for c in range(n_classes)]
+        tables = (
+            (MATRIX_FILE, exp_columns, measured.experiences.rows),
+            (CLASS_ACCURACY_FILE, class_columns, measured.classes.rows),
+            (CLASS_FORGETTING_FILE, class_columns, measured.class_forgetting_rows()),
+            (COMPOSITION_FILE, class_columns, measured.composition),
+        )
+        for name, columns, rows in tables:
+            self.write_text(name, _csv(["after_exp", *columns],
+                                       [[i, *row] for i, row in enumerate(rows)]))
+        self._write_charts(measured)
 
-    def _write_charts(
-        self, rows: Sequence[Sequence[float]], composition: Sequence[Sequence[int]]
-    ) -> None:
+    def _write_charts(self, measured: Measurements) -> None:
         """Charts are a convenience: failing to draw one is a warning, never a failed run."""
+        from functools import partial
+
         from cl_runner import plots
 
-        for name, draw, data in ((plots.MATRIX_PNG, plots.accuracy_matrix_png, rows),
-                                 (plots.COMPOSITION_PNG, plots.buffer_composition_png,
-                                  composition)):
-            if not data:
+        charts = (
+            (plots.MATRIX_PNG, plots.accuracy_matrix_png, measured.experiences.rows),
+            (plots.CLASS_ACCURACY_PNG, partial(plots.heatmap_png, columns="class",
+                                               title="accuracy per class"),
+             measured.classes.rows),
+            (plots.CLASS_FORGETTING_PNG, partial(plots.heatmap_png, columns="class",
+                                                 title="forgetting per class",
+                                                 value="forgetting", signed=True),
+             measured.class_forgetting_rows()),
+            (plots.COMPOSITION_PNG, plots.buffer_composition_png, measured.composition),
+        )
+        for name, draw, rows in charts:
+            if not rows:
                 continue
             try:
-                draw(data, self.path / name)
+                draw(rows, self.path / name)
             except Exception as exc:
                 log.warning("chart %s not written (%s: %s)", name, type(exc).__name__, exc)
 

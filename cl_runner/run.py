@@ -20,6 +20,7 @@ from cl_runner.config.schema import absolute, check_writable_folder, with_absolu
 from cl_runner.config.validate import validate
 from cl_runner.console import ProgressPlugin, console, print_experience_line, print_summary
 from cl_runner.evaluation.matrix import AccuracyMatrix
+from cl_runner.evaluation.measurements import Measurements
 from cl_runner.recording import CONFIG_FILE, RunFolder
 from cl_runner.resume import RunPlan, config_key, current_config, plan_run
 from cl_runner.signals import InterruptGuard
@@ -99,7 +100,7 @@ def _already_finished(plan: RunPlan) -> RunResult:
     """A resume of a run that is complete: nothing to do (a sweep resume skips it)."""
     info = json.loads((plan.folder / "run_info.json").read_text())
     matrix = AccuracyMatrix(plan.checkpoint["n_experiences"])
-    for row in plan.checkpoint["rows"]:
+    for row in plan.checkpoint["measured"]["experience_rows"]:
         matrix.add_row(row)
     console.print(f"nothing to resume: {plan.folder} trained all {matrix.n} experiences "
                   f"(status {info.get('status')})")
@@ -130,7 +131,7 @@ def _start_record(
 def _run(
     cfg: DictConfig, plan: RunPlan, uri: str | None, tags: dict[str, str], writer_mode: str
 ) -> RunResult:
-    from cl_runner.experiment import buffer_metrics, build, experience_metrics
+    from cl_runner.experiment import buffer_metrics, build
     from cl_runner.training.guards import FiniteLossGuard
 
     state = plan.checkpoint
@@ -139,38 +140,34 @@ def _run(
             folder, info = _start_record(cfg, plan, uri, tags)
             writer = BackgroundWriter(folder.path, writer_mode) if uri is not None else None
         status = "FAILED"
-        matrix = AccuracyMatrix(0)
-        composition: list[list[int]] = []
+        measured = Measurements(0, 0)
         progress = ProgressPlugin()
         try:
             parts = build(cfg, plugins=[FiniteLossGuard(), progress])
             bench = parts.benchmark
             progress.n_experiences = bench.n_experiences
-            matrix = AccuracyMatrix(bench.n_experiences)
+            measured = Measurements(bench.n_experiences, bench.n_classes)
             start = 0
             if state is not None:
                 parts.strategy.load_state_dict(state["strategy"])
                 set_rng_state(state["rng"])
-                for row in state["rows"]:
-                    matrix.add_row(row)
-                composition = [list(c) for c in state["composition"]]
+                measured.load_state_dict(state["measured"])
                 start = state["next_experience"]
                 console.print(f"resuming {folder.path}: {start} of {bench.n_experiences} "
                               "experiences done")
             for exp in bench.train_stream[start:]:
                 parts.strategy.train(exp)
                 parts.strategy.eval(bench.test_stream)
-                matrix.add_row([parts.stats.accuracies[j] for j in range(bench.n_experiences)])
                 counts, buffer_values = buffer_metrics(parts, bench.n_classes)
-                metrics = {**experience_metrics(matrix, parts.stats), **buffer_values}
-                composition.append(counts)
+                measured.add(exp.classes_in_this_experience, parts.stats, counts)
+                metrics = {**measured.metrics(parts.stats), **buffer_values}
                 with guard.protected():
                     folder.append_metrics(exp.current_experience, metrics)
                     save_checkpoint(folder.path, {
                         "next_experience": exp.current_experience + 1,
                         "n_experiences": bench.n_experiences,
                         "strategy": parts.strategy.state_dict(), "rng": rng_state(),
-                        "rows": matrix.rows, "composition": composition,
+                        "measured": measured.state_dict(),
                         "metric_lines": folder.metric_lines(),
                     })
                 print_experience_line(exp.current_experience, bench.n_experiences, metrics)
@@ -181,18 +178,18 @@ def _run(
         finally:
             progress.close()
             with guard.protected():
-                _finish(folder, info, status, matrix, composition, writer)
-    return _report(folder, info, matrix, status)
+                _finish(folder, info, status, measured, writer)
+    return _report(folder, info, measured.experiences, status)
 
 
 def _finish(
-    folder: RunFolder, info: dict[str, Any], status: str, matrix: AccuracyMatrix,
-    composition: list[list[int]], writer: BackgroundWriter | None,
+    folder: RunFolder, info: dict[str, Any], status: str, measured: Measurements,
+    writer: BackgroundWriter | None,
 ) -> None:
     """Tables, final status, and the last upload: whatever ended the run."""
     try:
-        if matrix.rows:
-            folder.write_tables(matrix.rows, matrix.n, composition)
+        if measured.n_trained:
+            folder.write_tables(measured)
         info["status"] = status
         folder.write_info(info)
     finally:

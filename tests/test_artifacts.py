@@ -33,7 +33,8 @@ def _rows(path: Path) -> list[list[str]]:
         return list(csv.reader(f))[1:]
 
 
-@pytest.mark.parametrize("name", ["accuracy_matrix.png", "buffer_composition.png"])
+@pytest.mark.parametrize("name", ["accuracy_matrix.png", "buffer_composition.png",
+                                  "class_accuracy.png", "class_forgetting.png"])
 def test_charts_are_png_images(artifacts, name):
     _, _, folder = artifacts
     data = (folder / name).read_bytes()
@@ -63,7 +64,9 @@ def test_metrics_file_has_one_line_per_step_equal_to_mlflow(artifacts):
     lines = [json.loads(ln) for ln in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [ln["step"] for ln in lines] == list(range(N_EXP))
     keys = {k for ln in lines for k in ln} - {"step"}
-    assert len(keys) == 30  # 5 accuracies, 4 forgettings, 10 classes, 11 summaries
+    # 5 accuracies, 4 forgettings, buffer counts of 10 classes, 10 class accuracies, 8 class
+    # forgettings (the classes of experiences 0-3), 11 summaries
+    assert len(keys) == 48
     for key in keys:
         expected = [(ln["step"], ln[key]) for ln in lines if key in ln]
         assert history(uri, run_id, key) == expected, key
@@ -85,3 +88,27 @@ def test_charts_of_a_cut_short_run_without_buffer_and_of_many_classes(tmp_path):
         buffer_composition_png([[2] * 100, [1] * 100], tmp_path / "c.png"),
     ]
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in paths)
+
+
+def test_class_accuracy_agrees_with_experience_accuracy_and_forgetting_by_hand(artifacts):
+    """Experience j's accuracy is the sample-weighted mean of its classes' accuracies; class
+    forgetting is its accuracy right after its experience minus its accuracy now."""
+    from cl_runner.benchmarks import SplitDigits
+
+    uri, run_id, folder = artifacts
+    bench = SplitDigits(5, seed=0)
+    exp_rows = [[float(v) for v in r[1:]] for r in _rows(folder / "accuracy_matrix.csv")]
+    class_rows = [[float(v) for v in r[1:]] for r in _rows(folder / "class_accuracy.csv")]
+    forgetting = [[float(v) for v in r[1:]] for r in _rows(folder / "class_forgetting.csv")]
+    for j, exp in enumerate(bench.test_stream):
+        counts = {c: int((exp.dataset.targets == c).sum()) for c in exp.classes_in_this_experience}
+        for i in range(N_EXP):
+            weighted = sum(class_rows[i][c] * n for c, n in counts.items()) / sum(counts.values())
+            assert weighted == pytest.approx(exp_rows[i][j])
+            for c in counts:
+                if j < i:
+                    assert forgetting[i][c] == pytest.approx(class_rows[j][c] - class_rows[i][c])
+                    assert history(uri, run_id, f"forgetting/class_{c:03d}")[i - j - 1] == (
+                        i, pytest.approx(forgetting[i][c]))
+                else:
+                    assert forgetting[i][c] != forgetting[i][c]  # NaN: not forgettable yet

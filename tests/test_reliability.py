@@ -36,7 +36,7 @@ def test_checkpoint_loads_with_weights_only(tmp_path: Path):
     result = run_here(tmp_path, "tracking=none", *FAST)
     state = torch.load(result.output_dir / "checkpoint.pt", weights_only=True)
     assert state["format"] == 2 and state["next_experience"] == state["n_experiences"] == 5
-    assert len(state["rows"]) == 5 and state["metric_lines"] == 5
+    assert len(state["measured"]["experience_rows"]) == 5 and state["metric_lines"] == 5
     assert {"model", "optimizer", "plugins"} <= set(state["strategy"])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -11,24 +12,33 @@ from cl_runner.core import SupervisedPlugin
 
 
 class ExperienceStats(SupervisedPlugin):
-    """Per-test-experience accuracy of the last eval, train loss and timings of the last train.
+    """Accuracy of the last eval (per test experience and per class), and the loss, extra
+    loss terms and timings of the last training.
 
     ``accuracies[j]`` is the accuracy on test experience ``j`` (by ``current_experience``);
     ``stream_accuracy`` is the micro average over all evaluated samples (Avalanche's
-    Top1_Acc_Stream). Correct counts stay tensors until the experience ends.
+    Top1_Acc_Stream); ``class_accuracies[c]`` the accuracy on the test samples of class ``c``
+    (NaN without any). ``loss_terms`` are the means of the named terms a method reports in
+    ``strategy.loss_terms`` (DER's logit replay, ...). Sums stay tensors until the end.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, n_classes: int = 0) -> None:
+        self.n_classes = n_classes
         self.accuracies: dict[int, float] = {}
         self.counts: dict[int, int] = {}
+        self.class_accuracies: list[float] = [math.nan] * n_classes
         self.train_loss = float("nan")
+        self.loss_terms: dict[str, float] = {}
         self.train_samples = 0
         self.train_iterations = 0
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
         self._correct: torch.Tensor | int = 0
         self._seen = 0
+        self._class_hits: torch.Tensor | int = 0
+        self._class_counts: torch.Tensor | int = 0
         self._loss_sum: torch.Tensor | float = 0.0
+        self._term_sums: dict[str, torch.Tensor] = {}
         self._t0 = 0.0
 
     @property
@@ -39,30 +49,39 @@ class ExperienceStats(SupervisedPlugin):
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         self._loss_sum, self.train_samples, self.train_iterations = 0.0, 0, 0
+        self._term_sums = {}
         self._t0 = time.perf_counter()
 
     def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
         n = len(strategy.mb_y)
         self._loss_sum = self._loss_sum + strategy.loss.detach() * n
+        for name, term in getattr(strategy, "loss_terms", {}).items():
+            self._term_sums[name] = self._term_sums.get(name, 0.0) + term.detach() * n
         self.train_samples += n
         self.train_iterations += 1
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         self.train_seconds = time.perf_counter() - self._t0
-        self.train_loss = (
-            float(self._loss_sum) / self.train_samples if self.train_samples else float("nan")
-        )
+        n = self.train_samples
+        self.train_loss = float(self._loss_sum) / n if n else float("nan")
+        self.loss_terms = {name: float(s) / n for name, s in self._term_sums.items()}
 
     def before_eval(self, strategy: Any, **kwargs: Any) -> None:
         self.accuracies, self.counts = {}, {}
+        self._class_hits, self._class_counts = 0, 0
         self._t0 = time.perf_counter()
 
     def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
         self._correct, self._seen = 0, 0
 
     def after_eval_iteration(self, strategy: Any, **kwargs: Any) -> None:
-        self._correct = self._correct + (strategy.mb_output.argmax(1) == strategy.mb_y).sum()
-        self._seen += len(strategy.mb_y)
+        y = strategy.mb_y
+        hit = strategy.mb_output.argmax(1) == y
+        self._correct = self._correct + hit.sum()
+        self._seen += len(y)
+        if self.n_classes:
+            self._class_hits = self._class_hits + torch.bincount(y[hit], minlength=self.n_classes)
+            self._class_counts = self._class_counts + torch.bincount(y, minlength=self.n_classes)
 
     def after_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
         j = strategy.experience.current_experience
@@ -71,3 +90,7 @@ class ExperienceStats(SupervisedPlugin):
 
     def after_eval(self, strategy: Any, **kwargs: Any) -> None:
         self.eval_seconds = time.perf_counter() - self._t0
+        if self.n_classes and isinstance(self._class_counts, torch.Tensor):
+            hits, counts = self._class_hits.tolist(), self._class_counts.tolist()
+            self.class_accuracies = [h / n if n else math.nan
+                                     for h, n in zip(hits, counts, strict=True)]

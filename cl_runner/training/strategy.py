@@ -68,6 +68,8 @@ class SupervisedTemplate:
     State plugins read: ``model``, ``optimizer``, ``device``, ``experience``,
     ``adapted_dataset``, ``dataloader``, ``mbatch``, ``mb_x``, ``mb_y``, ``mb_task_id``,
     ``mb_output``, ``loss``, ``train_mb_size``, ``eval_mb_size``, ``clock``, ``is_training``.
+    ``loss_terms`` (name -> scalar tensor, reset every step) holds the parts of the loss a
+    method wants reported; the runner logs their means as ``train/loss_<name>``.
     """
 
     short_name: ClassVar[str] = "strategy"
@@ -109,6 +111,7 @@ class SupervisedTemplate:
         self.mbatch: list[Tensor] | None = None
         self.mb_output: Tensor | None = None
         self.loss: Tensor | None = None
+        self.loss_terms: dict[str, Tensor] = {}
         self.is_training = False
         self.current_eval_stream: Sequence[Experience] | None = None
         self._stop_training = False
@@ -236,6 +239,7 @@ class SupervisedTemplate:
             if self._stop_training:
                 break
             self.mbatch = self._to_device(batch)
+            self.loss_terms = {}
             dispatch("before_training_iteration", self, **kwargs)
             self.optimizer.zero_grad(set_to_none=True)
             dispatch("before_forward", self, **kwargs)
