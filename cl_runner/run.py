@@ -9,6 +9,7 @@ experience recorded and uploaded.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,11 @@ def _finish(
     folder: RunFolder, info: dict[str, Any], status: str, measured: Measurements,
     writer: BackgroundWriter | None,
 ) -> None:
-    """Tables, final status, and the last upload: whatever ended the run."""
+    """Tables, final status, and the last upload: whatever ended the run.
+
+    The time spent waiting for the writer to send what is left is kept in ``run_info.json``
+    (``tracking_wait_s``): the only moment a run waits on tracking.
+    """
     try:
         if measured.n_trained:
             folder.write_tables(measured)
@@ -194,7 +199,10 @@ def _finish(
         folder.write_info(info)
     finally:
         if writer is not None:
+            started = time.perf_counter()
             writer.finish(status)
+            info["tracking_wait_s"] = round(time.perf_counter() - started, 4)
+            folder.write_info(info)
 
 
 def _report(

@@ -61,23 +61,25 @@ def reset_peak() -> bool:
     return True
 
 
-def held_bytes(obj: object, stream: ClassificationDataset, seen: set[int] | None = None) -> int:
-    """Bytes of the tensors ``obj`` holds, not counting the stream's shared storage."""
-    if seen is None:  # the stream's storages count as seen: sharing them costs nothing
-        seen = {t.untyped_storage().data_ptr() for t in (stream._x, stream._y, stream._t)}
-    if isinstance(obj, torch.Tensor):
-        storage = obj.untyped_storage()
-        if storage.data_ptr() in seen:
-            return 0
-        seen.add(storage.data_ptr())
-        return storage.nbytes()
-    if isinstance(obj, dict):
-        return sum(held_bytes(v, stream, seen) for v in obj.values())
-    if isinstance(obj, list | tuple | set):
-        return sum(held_bytes(v, stream, seen) for v in obj)
-    if hasattr(obj, "__dict__") and type(obj).__module__.startswith("cl_runner"):
-        return held_bytes(vars(obj), stream, seen)
-    return 0
+def held_bytes(buffer: object) -> int:
+    """Bytes of the tensors a buffer's state holds (its indices, keys, payloads): what it
+    keeps besides the stream's shared storage, counted once per storage."""
+    seen: set[int] = set()
+
+    def walk(value: object) -> int:
+        if isinstance(value, torch.Tensor):
+            storage = value.untyped_storage()
+            if storage.data_ptr() in seen:
+                return 0
+            seen.add(storage.data_ptr())
+            return storage.nbytes()
+        if isinstance(value, dict):
+            return sum(walk(v) for v in value.values())
+        if isinstance(value, list | tuple):
+            return sum(walk(v) for v in value)
+        return 0
+
+    return walk(buffer.state_dict())
 
 
 def make_stream(size: int, n_exp: int, seed: int) -> tuple[ClassificationDataset, list]:
@@ -106,7 +108,7 @@ def offer(buffer, stream: ClassificationDataset, exps: list) -> tuple[list, list
         buffer.update(SimpleNamespace(experience=exp))
         times.append(time.perf_counter() - start)
         peaks.append((rss_kb("VmHWM") - base) / 1024 if peak_ok else float("nan"))
-        held.append(held_bytes(buffer, stream) / 1024)
+        held.append(held_bytes(buffer) / 1024)
     return times, held, peaks
 
 

@@ -3,6 +3,7 @@ nothing measured is lost, no step is logged twice, no run is left RUNNING."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
@@ -171,3 +172,48 @@ def test_interrupt_inside_an_mlflow_call_ends_the_run_killed(tmp_path, monkeypat
     assert run.info.status == "KILLED"
     assert steps(uri, run.info.run_id) == recorded
     assert json.loads((folder / "run_info.json").read_text())["status"] == "KILLED"
+
+
+class _BrokenServer(http.server.BaseHTTPRequestHandler):
+    """Answers /health like MLflow and the API like a broken proxy (set by ``mode``)."""
+
+    mode = "500"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if self.path == "/health":
+            self._reply(200, b"OK", "text/plain")
+        elif self.mode == "500":
+            self._reply(500, b'{"error_code": "INTERNAL_ERROR"}', "application/json")
+        elif self.mode == "html":
+            self._reply(200, b"<html><body>Sign in</body></html>", "text/html")
+        else:
+            time.sleep(30)
+
+    def _reply(self, code: int, body: bytes, kind: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("mode", "problem"), [
+    ("500", "HTTP 500"), ("html", "something other than JSON"),
+    pytest.param("hang", "timed out", marks=pytest.mark.slow),
+])
+def test_a_server_that_answers_health_but_not_its_api_is_refused_in_one_line(
+        tmp_path: Path, mode: str, problem: str):
+    handler = type("Handler", (_BrokenServer,), {"mode": mode})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        started = time.monotonic()
+        with pytest.raises(TrackingUnavailableError, match=problem) as err:
+            run_here(tmp_path, f"tracking.tracking_uri={uri}")
+        assert time.monotonic() - started < 10 and "\n" not in str(err.value)
+        assert not (tmp_path / "runs").exists()
+    finally:
+        server.shutdown()
