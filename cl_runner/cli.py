@@ -35,7 +35,53 @@ def _job_tags() -> dict[str, str]:
     if hc.mode == RunMode.MULTIRUN:
         tags["sweep"] = str(Path(hc.sweep.dir).resolve())
         tags["sweep.job_num"] = str(hc.job.num)
+        study = _study_name(hc)
+        if study is not None:
+            tags["study"] = study
+            tags["study.objective"] = "accuracy/average_seen"
     return tags
+
+
+def _study_name(hc: DictConfig) -> str | None:
+    """The Optuna study a trial belongs to (``hydra.sweeper.study_name``, else the sweep
+    folder's name); None when the sweep is not an Optuna study."""
+    if "optuna" not in str(hc.sweeper.get("_target_", "")).lower():
+        return None
+    return str(hc.sweeper.get("study_name") or Path(hc.sweep.dir).name)
+
+
+class TrialFailed(RuntimeError):
+    """An Optuna trial whose run failed. The sweep goes on as with NaN elsewhere, but Optuna
+    2.x refuses a NaN result (the Hydra sweeper would stop the study): a raised error is a
+    FAILED trial (the presets allow any share of them: ``hydra.sweeper.max_failure_rate``)."""
+
+
+def _note_sweep_resume(run_id: str | None, output_dir: Path, tags: dict[str, str]) -> None:
+    """A resumed sweep (``resume=true``) that continued, or found finished, a run of an earlier
+    sweep: the MLflow run now belongs to this sweep (``sweep``, ``sweep.job_num``) and keeps
+    the one before in ``sweep.previous``, so that the newest sweep's tag selects every
+    configuration of the command once (the UI's filter, ``cl-report --sweep``)."""
+    from cl_runner.tracking.store import limit_http_retries
+    from cl_runner.tracking.uploader import read_tracking
+
+    tracking = read_tracking(output_dir)
+    if run_id is None or not tracking.get("tracking_uri"):
+        return
+    limit_http_retries()
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=tracking["tracking_uri"])
+        previous = client.get_run(run_id).data.tags.get("sweep")
+        if previous == tags["sweep"]:
+            return
+        if previous:
+            client.set_tag(run_id, "sweep.previous", previous)
+        client.set_tag(run_id, "sweep", tags["sweep"])
+        client.set_tag(run_id, "sweep.job_num", tags["sweep.job_num"])
+    except Exception as err:  # the run's results are safe; only its sweep tag is stale
+        print(f"cl-run: warning: could not tag run {run_id} with this sweep "
+              f"({type(err).__name__}: {err})", file=sys.stderr)
 
 
 def _fail(message: str, code: int) -> None:
@@ -68,8 +114,9 @@ def _task(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     output_dir = Path(hc.runtime.output_dir)
     output_root = Path(hc.runtime.cwd, cfg.paths.output_root)
+    tags = _job_tags()
     try:
-        result = run_job(cfg, output_dir, tags=_job_tags(), overrides=tuple(hc.overrides.task),
+        result = run_job(cfg, output_dir, tags=tags, overrides=tuple(hc.overrides.task),
                          cwd=hc.runtime.cwd)
     except UserError as err:
         remove_unused_folder(output_dir, output_root)
@@ -78,12 +125,16 @@ def _task(cfg: DictConfig) -> float:
         print(f"cl-run: error: {err}", file=sys.stderr)
         if hc.mode != RunMode.MULTIRUN:
             sys.exit(EXIT_RUN_FAILED)
+        if "study" in tags:
+            raise TrialFailed(str(err)) from None
         return float("nan")  # the sweep goes on; this job's run is FAILED
     except RunInterrupted as err:
         print(f"cl-run: stopped by {err}; the run is marked KILLED", file=sys.stderr)
         sys.exit(err.exit_code)
     if result.output_dir != output_dir:
         remove_unused_folder(output_dir, output_root)
+        if hc.mode == RunMode.MULTIRUN:
+            _note_sweep_resume(result.run_id, result.output_dir, tags)
     return result.final_average_accuracy
 
 

@@ -2,7 +2,8 @@
 
 A name is built from what the components declare: the method's ``short_name``, the
 buffer's ``name_parts``, the selection's ``name_part``, the memory size and the seed, e.g.
-``parametric-class-m200-s0`` (replay), ``derpp-reservoir-m500-s1``, ``naive-s0``.
+``parametric-class-m200-s0`` (replay), ``derpp-reservoir-m500-s1``, ``naive-s0``; online runs
+start with ``online-`` (the protocol's ``name_part``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def run_name(cfg: DictConfig) -> str:
         return str(cfg.name)
     strategy = resolve_target("strategy", cfg.strategy)
     buffer = resolve_target("buffer", cfg.buffer)
-    parts = [strategy.short_name]
+    protocol = resolve_target("protocol", cfg.protocol) if "protocol" in cfg else None
+    parts = [getattr(protocol, "name_part", ""), strategy.short_name]
     if buffer is not None:
         args = node_args(cfg.buffer)
         parts += buffer.name_parts(args)

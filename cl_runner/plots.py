@@ -8,7 +8,8 @@ so runs pay for it only at the end and ``cl-run --help`` not at all.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -84,22 +85,78 @@ def buffer_composition_png(composition: Sequence[Sequence[int]], path: str | Pat
     return Path(path)
 
 
-def accuracy_vs_size_png(
-    lines: Mapping[str, Sequence[tuple[int, float, float]]], path: str | Path
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+LINESTYLES = ("-", "--", ":", "-.")
+MAX_TICKS = 10  # more x values than this: matplotlib's own ticks
+JITTER_IN = 0.05  # horizontal offset between lines, in inches: error bars at one x stay apart
+
+
+def accuracy_vs_memory_png(
+    lines: Mapping[str, Sequence[tuple[float, float, float]]], path: str | Path, *,
+    x_label: str, baselines: Mapping[str, tuple[float, float]] | None = None,
+    log_x: bool = False, x_format: Callable[[float], str] | None = None, log_base: int = 10,
 ) -> Path:
-    """One line per buffer type: final average accuracy (mean, std error bar) vs buffer size."""
-    fig = _figure(7.0, 4.5)
+    """Final average accuracy (mean, std error bar) against the buffer's size or bytes.
+
+    One line per label (method, buffer and other settings), each with its own marker and
+    colour; lines of one method share a line style. Lines are shifted sideways by a few
+    pixels so that points at the same x do not hide each other. ``baselines`` (runs without
+    memory) are horizontal lines with a std band. Ticks sit at the x values measured
+    (written with ``x_format``) when there are few of them.
+    """
+    from matplotlib.ticker import FixedFormatter, FuncFormatter, NullFormatter
+    from matplotlib.transforms import ScaledTranslation
+
+    fig = _figure(8.0, 4.8)
     ax = fig.add_subplot()
-    for label, points in lines.items():
-        sizes, means, stds = zip(*sorted(points), strict=True)
-        ax.errorbar(sizes, means, yerr=stds, marker="o", capsize=3, label=label)
-    ax.set_xlabel("buffer size (buffer.max_size)")
+    colors = _class_colors(min(max(len(lines), 1), LEGEND_MAX_CLASSES))
+    methods = sorted({label.split(" ", 1)[0] for label in lines})
+    n = len(lines)
+    for i, (label, points) in enumerate(sorted(lines.items())):
+        xs, means, stds = zip(*sorted(points), strict=True)
+        shift = ScaledTranslation((i - (n - 1) / 2) * JITTER_IN, 0, fig.dpi_scale_trans)
+        style = LINESTYLES[methods.index(label.split(" ", 1)[0]) % len(LINESTYLES)]
+        ax.errorbar(xs, means, yerr=stds, marker=MARKERS[i % len(MARKERS)], capsize=3,
+                    linestyle=style, color=colors[i % len(colors)], label=label,
+                    transform=ax.transData + shift)
+        # a shifted artist does not count towards the data limits: add its points
+        ax.update_datalim([(x, m + d) for x, m, sd in points for d in (-sd, sd)])
+    for j, (label, (mean, std)) in enumerate(sorted((baselines or {}).items())):
+        color = "0.3" if j == 0 else colors[(n + j) % len(colors)]
+        ax.axhline(mean, color=color, linestyle="--", linewidth=1, label=f"{label} (no memory)")
+        if std > 0:
+            ax.axhspan(mean - std, mean + std, color=color, alpha=0.1)
+    if log_x:
+        ax.set_xscale("log", base=log_base)
+    ax.autoscale_view()
+    fmt = x_format or _plain
+    xs_all = sorted({x for points in lines.values() for x, _, _ in points})
+    if 0 < len(xs_all) <= MAX_TICKS and _apart(xs_all, log_x):  # ticks at the measured x
+        ax.set_xticks(xs_all)
+        ax.xaxis.set_major_formatter(FixedFormatter([fmt(x) for x in xs_all]))
+    else:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt(x)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(x_label + (" (log scale)" if log_x else ""))
     ax.set_ylabel("final average accuracy")
-    ax.set_title("accuracy vs buffer size (mean ± std over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.set_title("final average accuracy vs buffer memory (mean ± std over seeds)")
+    ax.grid(alpha=0.3, which="both" if log_x else "major")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.savefig(path, dpi=100)
     return Path(path)
+
+
+def _apart(xs: Sequence[float], log: bool) -> bool:
+    """Whether tick labels at ``xs`` (sorted) would not run into each other."""
+    if log:
+        return xs[0] > 0 and all(b / a >= 1.4 for a, b in pairwise(xs))
+    span = (xs[-1] - xs[0]) or 1.0
+    return all(b - a >= span / MAX_TICKS for a, b in pairwise(xs))
+
+
+def _plain(x: float) -> str:
+    return f"{x:g}"
 
 
 def _class_colors(n: int) -> list[Any]:

@@ -4,10 +4,17 @@ The run folder is the record: every experience's metrics line is written there (
 checkpointed) before anything else happens, and a background writer sends the folder to
 MLflow. SIGINT/SIGTERM end the run KILLED, an exception FAILED, both with every finished
 experience recorded and uploaded.
+
+``protocol=online`` walks the stream chunk by chunk (``_train_online``): the strategy trains
+on runs of chunks between the points where something is due (an anytime evaluation, the end
+of an original experience, a checkpoint), so a chunk costs the strategy's own per-experience
+work and nothing of the runner's. Anytime evaluation lines (step = samples seen) are written
+as they are taken, in either protocol (see ``cl_runner.evaluation.anytime``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -20,6 +27,7 @@ from cl_runner.checkpoint import rng_state, save_checkpoint, set_rng_state
 from cl_runner.config.schema import absolute, check_writable_folder, with_absolute_paths
 from cl_runner.config.validate import validate
 from cl_runner.console import ProgressPlugin, console, print_experience_line, print_summary
+from cl_runner.evaluation.anytime import AnytimeAccuracy, AnytimeTrigger, subsample_stream
 from cl_runner.evaluation.matrix import AccuracyMatrix
 from cl_runner.evaluation.measurements import Measurements
 from cl_runner.recording import CONFIG_FILE, RunFolder
@@ -129,9 +137,97 @@ def _start_record(
     return folder, info
 
 
+class AnytimeRecorder:
+    """Takes anytime evaluation points and writes their lines (step = samples seen)."""
+
+    def __init__(self, protocol: Any, folder: RunFolder, guard: InterruptGuard) -> None:
+        self.protocol, self.folder, self.guard = protocol, folder, guard
+        self.enabled = protocol.anytime
+        self.parts: Any = None
+        self.tracker = AnytimeAccuracy(0)
+        self.stream: list[Any] = []
+        self.full_stream = True
+        self.eval_seconds = 0.0
+
+    def setup(self, parts: Any, seed: int) -> None:
+        test = parts.benchmark.test_stream
+        self.parts = parts
+        self.tracker = AnytimeAccuracy(len(test))
+        self.stream = subsample_stream(test, self.protocol.eval_subsample, seed)
+        self.full_stream = sum(len(e.dataset) for e in self.stream) == sum(
+            len(e.dataset) for e in test)
+
+    def trigger(self) -> AnytimeTrigger:
+        """The batch protocol's plugin: a point after every ``eval_every`` samples."""
+        return AnytimeTrigger(self.protocol.eval_every, lambda strategy, samples: self.point(
+            strategy, samples, strategy.experience.current_experience))
+
+    def point(self, strategy: Any, samples: int, current: int, evaluated: bool = False) -> None:
+        """Evaluate (unless the last evaluation was of this model on the whole test stream:
+        ``evaluated``) and write the point's line."""
+        stats = self.parts.stats
+        if not (evaluated and self.full_stream):
+            t0 = time.perf_counter()
+            strategy.eval(self.stream)
+            self.eval_seconds += time.perf_counter() - t0
+        line = self.tracker.add_point(current, stats.accuracies, stats.stream_accuracy)
+        with self.guard.protected():
+            self.folder.append_metrics(samples, line)
+
+    def summary(self, trained: int, stats: Any) -> dict[str, float]:
+        """What an experience's line adds (nothing without anytime evaluation)."""
+        if not self.enabled:
+            return {}
+        return {**self.tracker.summary(trained, stats.accuracies[trained]),
+                "time/anytime_eval_s": self.eval_seconds}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"tracker": self.tracker.state_dict(), "eval_seconds": self.eval_seconds}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tracker.load_state_dict(state["tracker"])
+        self.eval_seconds = state["eval_seconds"]
+
+
+class StreamProgress(ProgressPlugin):
+    """A progress bar per original experience of an online stream, over its chunks' steps
+    (a bar per chunk would cost more than the chunk)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total, self.label = 0, 0
+
+    def begin(self, experience: int, total_steps: int) -> None:
+        self.close()
+        self.label, self.total = experience, total_steps
+
+    def _start(self, strategy: Any) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]experience {task.fields[exp]}/{task.fields[n]} (online)"),
+            BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("train", total=self.total, exp=self.label + 1,
+                                             n=self.n_experiences or "?")
+
+    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        """A chunk ended: the bar goes on until the original experience ends."""
+
+
 def _run(
     cfg: DictConfig, plan: RunPlan, uri: str | None, tags: dict[str, str], writer_mode: str
 ) -> RunResult:
+    from hydra.utils import instantiate
+
     from cl_runner.experiment import buffer_metrics, build
     from cl_runner.training.guards import FiniteLossGuard
 
@@ -142,10 +238,15 @@ def _run(
             writer = BackgroundWriter(folder.path, writer_mode) if uri is not None else None
         status = "FAILED"
         measured = Measurements(0, 0)
-        progress = ProgressPlugin()
+        protocol = instantiate(cfg.protocol)
+        progress = StreamProgress() if protocol.online else ProgressPlugin()
+        threads = _set_threads(protocol.num_threads)
         try:
-            parts = build(cfg, plugins=[FiniteLossGuard(), progress])
+            anytime = AnytimeRecorder(protocol, folder, guard)
+            triggers = [anytime.trigger()] if anytime.enabled and not protocol.online else []
+            parts = build(cfg, plugins=[FiniteLossGuard(), progress, *triggers])
             bench = parts.benchmark
+            anytime.setup(parts, int(cfg.seed))
             progress.n_experiences = bench.n_experiences
             measured = Measurements(bench.n_experiences, bench.n_classes)
             start = 0
@@ -153,15 +254,21 @@ def _run(
                 parts.strategy.load_state_dict(state["strategy"])
                 set_rng_state(state["rng"])
                 measured.load_state_dict(state["measured"])
+                if "anytime" in state:
+                    anytime.load_state_dict(state["anytime"])
                 start = state["next_experience"]
                 console.print(f"resuming {folder.path}: {start} of {bench.n_experiences} "
                               "experiences done")
-            for exp in bench.train_stream[start:]:
+            if protocol.online:
+                _train_online(cfg, protocol, parts, folder, measured, state, guard, progress,
+                              anytime)
+            for exp in [] if protocol.online else bench.train_stream[start:]:
                 parts.strategy.train(exp)
                 parts.strategy.eval(bench.test_stream)
                 counts, buffer_values = buffer_metrics(parts, bench.n_classes)
                 measured.add(exp.classes_in_this_experience, parts.stats, counts)
-                metrics = {**measured.metrics(parts.stats), **buffer_values}
+                metrics = {**measured.metrics(parts.stats), **buffer_values,
+                           **anytime.summary(exp.current_experience, parts.stats)}
                 with guard.protected():
                     folder.append_metrics(exp.current_experience, metrics)
                     save_checkpoint(folder.path, {
@@ -170,6 +277,7 @@ def _run(
                         "strategy": parts.strategy.state_dict(), "rng": rng_state(),
                         "measured": measured.state_dict(),
                         "metric_lines": folder.metric_lines(),
+                        **({"anytime": anytime.state_dict()} if anytime.enabled else {}),
                     })
                 print_experience_line(exp.current_experience, bench.n_experiences, metrics)
             status = "FINISHED"
@@ -178,9 +286,113 @@ def _run(
             raise
         finally:
             progress.close()
+            _set_threads(threads)
             with guard.protected():
                 _finish(folder, info, status, measured, writer)
     return _report(folder, info, measured.experiences, status)
+
+
+def _set_threads(n: int | None) -> int | None:
+    """Set torch's intra-op threads to ``n`` (None: leave them); return the previous count."""
+    if n is None:
+        return None
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    return previous
+
+
+def _train_online(
+    cfg: DictConfig, protocol: Any, parts: Any, folder: RunFolder, measured: Measurements,
+    state: dict[str, Any] | None, guard: InterruptGuard, progress: StreamProgress,
+    anytime: AnytimeRecorder,
+) -> None:
+    """The online protocol: chunks in order; anytime points, experience lines and
+    checkpoints between them, each after the chunk where it falls due."""
+    from cl_runner.benchmarks.online import split_online_stream
+    from cl_runner.experiment import buffer_metrics
+
+    bench, strategy, stats = parts.benchmark, parts.strategy, parts.stats
+    stream = split_online_stream(
+        bench.train_stream, protocol.experience_size, shuffle=protocol.shuffle,
+        drop_last=protocol.drop_last, access_task_boundaries=protocol.access_task_boundaries,
+        seed=int(cfg.seed))
+    ranges = [stream.chunk_range(k) for k in range(bench.n_experiences)]
+    empty = [k for k, r in enumerate(ranges) if not len(r)]
+    if empty:
+        raise ValueError(f"experience {empty[0]} has fewer than protocol.experience_size="
+                         f"{protocol.experience_size} samples and protocol.drop_last=true: "
+                         "it would train nothing")
+    ends = {r[-1]: k for k, r in enumerate(ranges)}
+    firsts = {r[0] for r in ranges}
+    passes, mb = strategy.train_epochs, strategy.train_mb_size
+    sizes = stream.chunk_sizes()
+    seen = [0, *itertools.accumulate(n * passes for n in sizes)]  # seen[i]: before chunk i
+
+    def crosses(i: int, every: int | None) -> bool:  # chunk i reaches a multiple of every
+        return every is not None and every > 0 and seen[i + 1] // every > seen[i] // every
+
+    def steps(k: int) -> int:
+        return sum(-(-sizes[i] // mb) for i in ranges[k]) * passes
+
+    def stop(i: int) -> bool:
+        return (i in ends or crosses(i, protocol.eval_every)
+                or crosses(i, protocol.checkpoint_every))
+
+    stats.accumulate = True
+    start, train_s = 0, 0.0
+    online_state = (state or {}).get("online")
+    if online_state is not None:
+        start, train_s = online_state["next_chunk"], online_state["period_seconds"]
+    if start < len(stream):
+        if start in firsts:
+            stats.start_period()
+        else:
+            stats.load_period_state(online_state["period"])
+        progress.begin(stream.origin_of(start), steps(stream.origin_of(start)))
+    i = start
+    while i < len(stream):
+        j = next(j for j in range(i, len(stream)) if stop(j))
+        t0 = time.perf_counter()
+        strategy.train(map(stream.__getitem__, range(i, j + 1)))
+        train_s += time.perf_counter() - t0
+        k, boundary = stream.origin_of(j), j in ends
+        metrics: dict[str, float] = {}
+        if boundary:
+            progress.close()
+            stats.end_period(train_s)
+            strategy.eval(bench.test_stream)
+            counts, buffer_values = buffer_metrics(parts, bench.n_classes)
+            measured.add(bench.train_stream[k].classes_in_this_experience, stats, counts)
+            metrics = {**measured.metrics(stats), **buffer_values,
+                       "train/steps_per_s": stats.train_iterations / train_s if train_s else 0.0,
+                       "train/samples_seen": float(seen[j + 1])}
+        if crosses(j, protocol.eval_every):
+            anytime.point(strategy, seen[j + 1], k, evaluated=boundary)
+        if boundary:
+            metrics.update(anytime.summary(k, stats))
+        with guard.protected():
+            if boundary:
+                folder.append_metrics(k, metrics)
+            if boundary or crosses(j, protocol.checkpoint_every):
+                save_checkpoint(folder.path, {
+                    "next_experience": k + 1 if boundary else k,
+                    "n_experiences": bench.n_experiences,
+                    "strategy": strategy.state_dict(), "rng": rng_state(),
+                    "measured": measured.state_dict(),
+                    "metric_lines": folder.metric_lines(),
+                    "online": {"next_chunk": j + 1, "period": stats.period_state(),
+                               "period_seconds": 0.0 if boundary else train_s},
+                    **({"anytime": anytime.state_dict()} if anytime.enabled else {}),
+                })
+        if boundary:
+            print_experience_line(k, bench.n_experiences, metrics)
+            train_s = 0.0
+            if j + 1 < len(stream):
+                stats.start_period()
+                progress.begin(k + 1, steps(k + 1))
+        i = j + 1
 
 
 def _finish(

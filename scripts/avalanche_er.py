@@ -17,13 +17,12 @@ import json
 import time
 
 import torch
-from avalanche.benchmarks.classic import SplitFMNIST
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.models import SimpleMLP
 from avalanche.training.plugins import EvaluationPlugin, ReplayPlugin
 from avalanche.training.storage_policy import ClassBalancedBuffer
 from avalanche.training.supervised import Naive
-from torchvision import transforms
+from avalanche_data import split_fmnist  # scripts/ is on sys.path
 
 
 def main() -> None:
@@ -35,14 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
-    order = torch.randperm(10, generator=torch.Generator().manual_seed(args.seed)).tolist()
-    normalise = transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize((0.2860,), (0.3530,))]
-    )
-    benchmark = SplitFMNIST(
-        n_experiences=5, fixed_class_order=order, dataset_root=args.data_root,
-        train_transform=normalise, eval_transform=normalise,
-    )
+    benchmark = split_fmnist(args.seed, args.data_root)
     model = SimpleMLP(num_classes=10, input_size=784, hidden_size=512, hidden_layers=1,
                       drop_rate=0.5)
     strategy = Naive(

@@ -39,19 +39,14 @@ Prints a last line ``RESULT {json}``.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
-import os
 import random
-import shutil
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 import torch
-from avalanche.benchmarks.classic import SplitFMNIST
 from avalanche.benchmarks.scenarios.online import split_online_stream
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.models import SimpleMLP
@@ -59,38 +54,10 @@ from avalanche.training.plugins import EvaluationPlugin, ReplayPlugin
 from avalanche.training.storage_policy import ReservoirSamplingBuffer
 from avalanche.training.supervised import ER_ACE, MIR, GSS_greedy, Naive
 from avalanche.training.templates import SupervisedTemplate
+from avalanche_data import class_order, split_fmnist  # scripts/ is on sys.path
 from torch import nn
-from torchvision import transforms
 
-MEAN, STD = 0.2860, 0.3530
-DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
-DEFAULT_DATA_ROOT = Path("/tmp/ava_results/data")
-FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
 STRATEGIES = ("naive", "er", "er_ace", "mir", "gss_greedy")
-
-
-def prepare_data_root(root: Path = DEFAULT_DATA_ROOT, source: Path = DEBIAN_FMNIST) -> Path:
-    """Decompress the Debian IDX files once into ``root/FashionMNIST/raw``; return ``root``."""
-    raw = root / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        target = raw / name
-        if target.exists():
-            continue
-        tmp = raw / f".{name}.{os.getpid()}.tmp"
-        with gzip.open(source / f"{name}.gz", "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        os.replace(tmp, target)  # atomic: concurrent runs never see a half-written file
-    return root
-
-
-def class_order(seed: int) -> list[int]:
-    return torch.randperm(10, generator=torch.Generator().manual_seed(seed)).tolist()
 
 
 def build_strategy(args: argparse.Namespace) -> tuple[SupervisedTemplate, str]:
@@ -148,12 +115,7 @@ def main() -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    data_root = Path(args.data_root) if args.data_root else prepare_data_root()
-    normalise = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
-    benchmark = SplitFMNIST(
-        n_experiences=5, fixed_class_order=class_order(args.seed), dataset_root=str(data_root),
-        train_transform=normalise, eval_transform=normalise,
-    )
+    benchmark = split_fmnist(args.seed, args.data_root)
     t0 = time.perf_counter()
     online = split_online_stream(benchmark.train_stream, experience_size=args.experience_size,
                                  shuffle=True, drop_last=False, seed=args.seed)

@@ -32,18 +32,13 @@ Without ``--data-root`` the Debian Fashion-MNIST files are decompressed once int
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import os
 import random
-import shutil
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 import torch
-from avalanche.benchmarks.classic import SplitFMNIST
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.models import MTSimpleMLP, SimpleMLP
 from avalanche.training.plugins import EvaluationPlugin
@@ -58,46 +53,10 @@ from avalanche.training.supervised import (
     Replay,
 )
 from avalanche.training.templates import SupervisedTemplate
+from avalanche_data import class_order, split_fmnist  # scripts/ is on sys.path
 from torch import nn
-from torchvision import transforms
 
-MEAN, STD = 0.2860, 0.3530
-DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
-DEFAULT_DATA_ROOT = Path("/tmp/ava_results/data")
-FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
 STRATEGIES = ("naive", "replay", "er_ace", "der", "derpp", "gdumb", "icarl", "agem", "bic")
-
-
-def prepare_data_root(root: Path = DEFAULT_DATA_ROOT, source: Path = DEBIAN_FMNIST) -> Path:
-    """Decompress the Debian IDX files once into ``root/FashionMNIST/raw``; return ``root``."""
-    raw = root / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        target = raw / name
-        if target.exists():
-            continue
-        tmp = raw / f".{name}.{os.getpid()}.tmp"
-        with gzip.open(source / f"{name}.gz", "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        os.replace(tmp, target)  # atomic: concurrent runs never see a half-written file
-    return root
-
-
-def class_order(seed: int) -> list[int]:
-    return torch.randperm(10, generator=torch.Generator().manual_seed(seed)).tolist()
-
-
-def make_benchmark(seed: int, data_root: Path, task_incremental: bool) -> Any:
-    normalise = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
-    return SplitFMNIST(
-        n_experiences=5, return_task_id=task_incremental, fixed_class_order=class_order(seed),
-        dataset_root=str(data_root), train_transform=normalise, eval_transform=normalise,
-    )
 
 
 def make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:
@@ -203,8 +162,7 @@ def main() -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    data_root = Path(args.data_root) if args.data_root else prepare_data_root()
-    benchmark = make_benchmark(args.seed, data_root, args.task_incremental)
+    benchmark = split_fmnist(args.seed, args.data_root, args.task_incremental)
     strategy, desc = build_strategy(args)
     settings = {k: v for k, v in vars(args).items() if k not in ("strategy", "seed")}
     settings.update(class_order=class_order(args.seed), avalanche=desc,

@@ -70,3 +70,18 @@ class PausingReplay(ReplayPlugin):
                 and clock.train_exp_iterations + 1 == self.iterations):
             Path(self.marker).write_text(str(os.getpid()))
             time.sleep(self.pause_s)
+
+
+class CrashMidExperience:
+    """Mixin for any strategy class (``class CrashingDER(CrashMidExperience, DER)``): raises
+    RuntimeError in the first training step of experience ``crash_at``, after the forward
+    pass, when the method has already done its work for that experience (memory updates,
+    model resets). Selected with ``strategy._target_=``, it adds no plugin, so the resumed
+    run's checkpointed plugin list matches the plain strategy's."""
+
+    crash_at = 2
+
+    def criterion(self) -> Any:
+        if self.is_training and self.experience.current_experience == self.crash_at:
+            raise RuntimeError("boom: injected failure")
+        return super().criterion()

@@ -32,7 +32,7 @@ def fast_benchmark(return_task_id: bool = False):
     y = torch.arange(10).repeat_interleave(60)
     x = torch.cat([torch.arange(600.0)[:, None], torch.randn(600, 5)], dim=1)
     data = ClassificationDataset(x, y)
-    return nc_benchmark(data, data, 5, seed=None, return_task_id=return_task_id)
+    return nc_benchmark(data, data, 5, return_task_id, shuffle=False)
 
 
 def class_counts(buffer) -> dict[int, int]:

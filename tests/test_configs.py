@@ -27,14 +27,31 @@ def compose_with(tmp_path: Path, *overrides: str):
     return compose_config(tmp_path, f"paths.data_root={tmp_path}", *overrides)
 
 
+def own_data(tmp_path: Path, option: str) -> list[str]:
+    """The data a user-data benchmark option needs (10 classes in 5 experiences)."""
+    from tests.own_data import write_image_folder, write_tensors_file
+
+    if option == "tensors":
+        path = write_tensors_file(tmp_path)
+        return [f"benchmark.path={path}", "benchmark.n_experiences=5"]
+    if option == "image_folder":
+        root = write_image_folder(tmp_path / "images", per_class=1)
+        return [f"benchmark.root={root}", "benchmark.n_experiences=5"]
+    return []
+
+
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_validates(tmp_path: Path, group: str, option: str):
     extra = NEEDS.get(group, []) + NEEDS.get(option, [])
+    if group == "benchmark":
+        extra += own_data(tmp_path, option)
     cfg = compose_with(tmp_path, f"{group}={option}", *extra)
     info = validate(cfg)
     assert info.n_classes in (10, 100) and info.n_experiences >= 1
     if group == "experiment":  # a _global_ preset: it sets other groups, not its own node
-        assert cfg.benchmark._target_.endswith("SplitFMNIST") and cfg.buffer.max_size == 500
+        # presets: the seed tutorial's (Fashion-MNIST), Mammoth's Seq-MNIST ones (MNIST)
+        assert cfg.benchmark._target_.endswith(("SplitFMNIST", "SplitMNIST"))
+        assert cfg.buffer.max_size == 500
     elif group == "tracking":
         assert cfg.tracking.enabled is (option == "mlflow")
     else:

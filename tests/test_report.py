@@ -1,89 +1,168 @@
-"""`cl-report` on a real sweep: its CSV equals statistics computed by hand from MLflow."""
+"""`cl-report`: grouping by configuration, distinct seeds, duplicates, columns, chart.
+
+Runs are MLflow-shaped records (params as strings, latest metric values) so that these tests
+need no store; the slow sweep-resume test (tests/test_sweep_resume.py) runs cl-report on the
+runs of a real sweep in a real store.
+"""
 
 from __future__ import annotations
 
 import csv
-import os
+import io
 import statistics
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from rich.console import Console
 
 from cl_runner import report
-from tests.helpers import history, local_store, run_here, runs_of
 
-CL_REPORT = [sys.executable, "-m", "cl_runner.report"]
-SIZES, SEEDS = (20, 50), (0, 1)
-
-
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, list]:
-    root = tmp_path_factory.mktemp("sweep")
-    tag = {"sweep": str(root / "multiruns" / "a-sweep")}
-    for size in SIZES:
-        for seed in SEEDS:
-            run_here(root, f"buffer.max_size={size}", f"seed={seed}", "strategy.train_epochs=1",
-                     tags=tag)
-    run_here(root, "buffer.max_size=20", "strategy.train_epochs=1")  # not in the sweep
-    uri = local_store(root)
-    runs = [r for r in runs_of(uri) if r.data.tags.get("sweep") == tag["sweep"]]
-    assert len(runs) == len(SIZES) * len(SEEDS)
-    return root, uri, runs
+REPLAY, NAIVE = "cl_runner.training.Replay", "cl_runner.training.Naive"
+PARAMETRIC = "cl_runner.buffers.ParametricBuffer"
+RESERVOIR = "cl_runner.buffers.ReservoirSamplingBuffer"
+RANDOM = "cl_runner.buffers.RandomExemplarsSelectionStrategy"
+HERDING = "cl_runner.buffers.HerdingSelectionStrategy"
+SWEEP = "/abs/outputs/multiruns/2026-11-29/12-00-00-abc123"
+_TIME = iter(range(1_000, 10**6))
 
 
-def cl_report(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["COLUMNS"] = "160"  # rich lays a piped table out in 80 columns otherwise
-    proc = subprocess.run([*CL_REPORT, *args], env=env, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
+def fake_run(seed: int, acc: float, *, size: int = 20, buffer: str = PARAMETRIC,
+             groupby: str | None = "class", selection: str = RANDOM, strategy: str = REPLAY,
+             lr: float = 0.001, nbytes: float | None = None, run_id: str | None = None,
+             output_root: str = "/abs/outputs", **metrics: float) -> SimpleNamespace:
+    """An MLflow run as search_runs returns it: string params, latest metric values."""
+    params = {"strategy._target_": strategy, "strategy.train_epochs": "1",
+              "buffer._target_": buffer, "buffer.max_size": str(size),
+              "selection._target_": selection, "optimizer._target_": "torch.optim.Adam",
+              "optimizer.lr": str(lr), "seed": str(seed), "benchmark.seed": str(seed),
+              "benchmark._target_": "cl_runner.benchmarks.SplitDigits", "device": "cpu",
+              "paths.output_root": output_root, "tracking.tracking_uri": "None",
+              "name": "None", "resume": "False", "benchmark.root": output_root + "/data"}
+    if buffer == PARAMETRIC:
+        params["buffer.groupby"] = str(groupby)
+    values = {"accuracy/average_seen": acc, "forgetting/average": 1 - acc,
+              "buffer/bytes": float(size * 264 if nbytes is None else nbytes), **metrics}
+    values = {k.replace("__", "/"): v for k, v in values.items()}
+    start = next(_TIME)
+    run_id = run_id or f"id{start}"
+    return SimpleNamespace(info=SimpleNamespace(run_id=run_id, run_name=f"run-{run_id}",
+                                                start_time=start),
+                           data=SimpleNamespace(params=params, metrics=values))
 
 
-def read_report(out: Path) -> dict[int, dict[str, str]]:
-    with open(out / "report.csv", newline="") as f:
-        return {int(row["max_size"]): row for row in csv.DictReader(f)}
+def summarize(runs: list[SimpleNamespace]) -> list[report.Row]:
+    return report.summarize(report.RunRecord.from_mlflow(r) for r in runs)
 
 
-def final(uri: str, run_id: str, key: str) -> float:
-    steps = history(uri, run_id, key)
-    assert [s for s, _ in steps] == list(range(5))
-    return steps[-1][1]
+def test_seeds_are_distinct_seeds_and_repeats_are_duplicates():
+    # the issue's case: three runs with seed 0 are one seed, not three
+    runs = [fake_run(0, 0.5), fake_run(0, 0.6), fake_run(0, 0.7)]
+    (row,) = summarize(runs)
+    assert len(row.runs) == 1 and len(row.duplicates) == 2
+    assert row.runs[0].metrics["accuracy/average_seen"] == 0.7  # the newest run
+    assert row.mean_std(report.ACCURACY) == (0.7, 0.0)
+    # two seeds plus a repeat of seed 1: mean and std over the two seeds only
+    runs = [fake_run(0, 0.5), fake_run(1, 0.9), fake_run(1, 0.8)]
+    (row,) = summarize(runs)
+    assert [r.seed for r in row.runs] == ["0", "1"] and len(row.duplicates) == 1
+    mean, std = row.mean_std(report.ACCURACY)
+    assert mean == pytest.approx(0.65) and std == pytest.approx(statistics.stdev([0.5, 0.8]))
 
 
-def test_report_means_and_stds_equal_hand_computed(sweep, tmp_path):
-    _, uri, runs = sweep
-    out = tmp_path / "report"
-    proc = cl_report("--tracking-uri", uri, "--sweep", runs[0].data.tags["sweep"],
-                     "--out", str(out))
-    assert "Parametric" in proc.stdout and "± " in proc.stdout
-    assert (out / "accuracy_vs_buffer_size.png").read_bytes().startswith(b"\x89PNG")
-    rows = read_report(out)
-    assert sorted(rows) == list(SIZES)
-    for size in SIZES:
-        ids = [r.info.run_id for r in runs if r.data.params["buffer.max_size"] == str(size)]
-        row = rows[size]
-        assert int(row["n_seeds"]) == len(SEEDS) == len(ids)
-        assert (row["buffer"], row["groupby"]) == ("Parametric", "class")
-        for name, key in (("accuracy", "accuracy/average_seen"),
-                          ("forgetting", "forgetting/average")):
-            values = [final(uri, rid, key) for rid in ids]
-            assert float(row[f"{name}_mean"]) == pytest.approx(statistics.mean(values), abs=1e-12)
-            assert float(row[f"{name}_std"]) == pytest.approx(statistics.stdev(values), abs=1e-12)
+def test_rows_are_configurations_method_buffer_and_hyper_parameters():
+    runs = [fake_run(s, 0.5 + s / 10, size=size) for size in (20, 50) for s in (0, 1)]
+    runs += [fake_run(0, 0.4, buffer=RESERVOIR), fake_run(0, 0.45, groupby=None),
+             fake_run(0, 0.42, selection=HERDING), fake_run(0, 0.3, lr=0.01),
+             fake_run(0, 0.2, strategy=NAIVE, buffer="None", size=0)]
+    # the same config run from another output root is the same configuration
+    runs.append(fake_run(1, 0.7, size=50, output_root="/elsewhere/outputs"))
+    rows = summarize(runs)
+    labels = [(r.method, r.buffer, r.max_size, r.config["optimizer.lr"]) for r in rows]
+    assert labels == [
+        ("naive", "none", 0, "0.001"),
+        ("replay", "parametric-all", 20, "0.001"),
+        ("replay", "parametric-class", 20, "0.001"),
+        ("replay", "parametric-class", 50, "0.001"),
+        ("replay", "parametric-class", 20, "0.01"),
+        ("replay", "parametric-class-herding", 20, "0.001"),
+        ("replay", "reservoir", 20, "0.001"),
+    ]
+    assert [len(r.runs) for r in rows] == [1, 1, 2, 2, 1, 1, 1]
+    assert len(rows[3].duplicates) == 1  # seed 1 of size 50 ran twice
+    # columns: what differs between rows besides method, buffer and size
+    assert report.varying_keys(rows) == ["optimizer.lr"]
 
 
-def test_report_finds_the_default_store_and_applies_a_filter(sweep, tmp_path, monkeypatch):
-    root, uri, runs = sweep
-    out = tmp_path / "report"
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("CL_RUNNER_OUTPUT_ROOT", str(root))
-    report.main(["--filter", "params.seed = '1'", "--out", str(out)])  # in process: faster
-    rows = read_report(out)
-    for size in SIZES:
-        (run,) = [r for r in runs if r.data.params["buffer.max_size"] == str(size)
-                  and r.data.params["seed"] == "1"]
-        assert int(rows[size]["n_seeds"]) == 1 and float(rows[size]["accuracy_std"]) == 0
-        assert float(rows[size]["accuracy_mean"]) == final(uri, run.info.run_id,
-                                                           "accuracy/average_seen")
+def test_csv_columns_and_extra_metrics(tmp_path: Path):
+    runs = [fake_run(s, 0.5 + s / 10, anytime__aaa=0.6 + s / 10, anytime__wc_acc=0.3)
+            for s in (0, 1, 2)]
+    runs.append(fake_run(0, 0.4, size=50, nbytes=12_345))
+    rows = summarize(runs)
+    report.write_csv(rows, tmp_path / "report.csv")
+    with open(tmp_path / "report.csv", newline="") as f:
+        records = list(csv.DictReader(f))
+    first = records[0]
+    assert list(first)[:3] == ["method", "buffer", "max_size"]
+    assert {"aaa_mean", "aaa_std", "wc_acc_mean", "n_seeds", "duplicates"} <= set(first)
+    assert first["seeds"] == "0 1 2" and first["n_seeds"] == "3"
+    assert float(first["aaa_mean"]) == pytest.approx(0.7)
+    assert float(first["aaa_std"]) == pytest.approx(0.1)
+    assert float(records[1]["buffer_bytes"]) == 12_345
+    assert records[1]["aaa_mean"] == "nan"  # not logged by that run
+    assert report.extra_metrics(rows) == ["anytime/aaa", "anytime/wc_acc"]
+
+
+def _render(rows: list[report.Row], width: int) -> str:
+    buffer = io.StringIO()
+    report.print_table(rows, "t", console=Console(file=buffer, width=width))
+    return buffer.getvalue()
+
+
+def test_table_is_not_cut_piped_and_wraps_in_a_narrow_terminal(capsys, monkeypatch):
+    runs = [fake_run(0, 0.5, groupby=None, selection=HERDING, anytime__aaa=0.61),
+            fake_run(0, 0.6, lr=0.01, anytime__aaa=0.62)]
+    rows = summarize(runs)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    report.print_table(rows, "title")  # piped: as wide as the table needs
+    out = capsys.readouterr().out
+    assert "…" not in out and "parametric-all-herding" in out and "0.610 ± 0.000" in out
+    assert max(map(len, out.splitlines())) > 80
+    narrow = _render(rows, 60)
+    print(narrow)  # a narrow terminal: text folds, numbers stay whole
+    assert "…" not in narrow and max(map(len, narrow.splitlines())) <= 60
+    assert "0.500 ± 0.000" in narrow and "0.610 ± 0.000" in narrow
+
+
+def test_main_with_a_relative_sweep_and_bytes_on_a_log_axis(tmp_path, monkeypatch, capsys):
+    sweep = tmp_path / "outputs" / "multiruns" / "day" / "time"
+    sweep.mkdir(parents=True)
+    runs = [fake_run(s, 0.4 + size / 1000 + s / 100, size=size, buffer=b)
+            for b in (PARAMETRIC, RESERVOIR) for size in (20, 200) for s in (0, 1)]
+    runs.append(fake_run(0, 0.2, strategy=NAIVE, buffer="None", size=0, nbytes=0))
+    seen = {}
+
+    def finished_runs(uri: str, experiment: str, queries: list[str]) -> list:
+        seen.update(uri=uri, queries=queries)
+        return runs
+
+    monkeypatch.setattr(report, "finished_runs", finished_runs)
+    monkeypatch.chdir(tmp_path)
+    report.main(["--sweep", "outputs/multiruns/day/time/", "--x", "bytes", "--log-x",
+                 "--tracking-uri", "sqlite:///x.db", "--out", "rep"])
+    tag = str(sweep.resolve())
+    assert seen["queries"] == [f"tags.`sweep` = '{tag}'", f"tags.`sweep.previous` = '{tag}'"]
+    png = tmp_path / "rep" / "accuracy_vs_buffer_bytes.png"
+    assert png.read_bytes().startswith(b"\x89PNG")
+    lines, baselines = report.plot_lines(summarize(runs), "bytes")
+    assert sorted(lines) == ["replay parametric-class", "replay reservoir"]
+    assert [x for x, _, _ in sorted(lines["replay reservoir"])] == [20 * 264, 200 * 264]
+    assert list(baselines) == ["naive"]
+    assert "wrote rep/report.csv and rep/accuracy_vs_buffer_bytes.png" in capsys.readouterr().out
+
+
+def test_sweep_tag_of_a_missing_folder_is_taken_verbatim(tmp_path):
+    assert report.sweep_tag("/no/such/sweep/") == "/no/such/sweep"
+    assert report.queries([], "params.seed = '1'") == ["params.seed = '1'"]
+    assert report.queries(["/x"], "params.seed = '1'")[0] == (
+        "tags.`sweep` = '/x' and params.seed = '1'")

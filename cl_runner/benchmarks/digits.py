@@ -17,7 +17,7 @@ from cl_runner.benchmarks.base import (
     nc_benchmark,
 )
 from cl_runner.benchmarks.info import StreamInfo
-from cl_runner.checks import Rule, is_number
+from cl_runner.checks import BOOL, Rule, is_number
 
 torch = lazy.load("torch")
 np = lazy.load("numpy")
@@ -56,7 +56,8 @@ def stratified_split(
 
 
 def _check(n_experiences: Any = 5, *, fixed_class_order: Any = None, seed: Any = 0,
-           test_size: Any = 0.25, **_: Any) -> None:
+           test_size: Any = 0.25, shuffle: Any = True, **_: Any) -> None:
+    BOOL("shuffle", shuffle)
     check_class_split(N_CLASSES, n_experiences, fixed_class_order, seed)
     TEST_SIZE("test_size", test_size)
 
@@ -75,16 +76,19 @@ def SplitDigits(  # noqa: N802 - benchmark constructors use Avalanche's class-st
     seed: int | None = 0,
     fixed_class_order: Sequence[int] | None = None,
     test_size: float = 0.25,
+    shuffle: bool = True,
 ) -> Benchmark:
     """10 digit classes in ``n_experiences`` experiences; a stratified held-out test split.
 
     Inputs are flat 64-dim float vectors, standardised with the dataset's pixel statistics.
     The train/test split is fixed (stratified, its own seed) so that ``seed`` changes the
-    class order and training, not the test set.
+    class order and training, not the test set. The class order follows ``nc_benchmark``
+    (``seed=None``: drawn from the global torch RNG; ``shuffle=False``: ascending).
     """
     from cl_runner.data.dataset import ClassificationDataset
 
-    _check(n_experiences, fixed_class_order=fixed_class_order, seed=seed, test_size=test_size)
+    _check(n_experiences, fixed_class_order=fixed_class_order, seed=seed, test_size=test_size,
+           shuffle=shuffle)
     pixels, y = load_digits_tensors()
     x = (pixels - DIGITS_MEAN) / DIGITS_STD
     train_idx, test_idx = stratified_split(y, test_size)
@@ -92,9 +96,10 @@ def SplitDigits(  # noqa: N802 - benchmark constructors use Avalanche's class-st
         ClassificationDataset(x[train_idx], y[train_idx]),
         ClassificationDataset(x[test_idx], y[test_idx]),
         n_experiences,
+        return_task_id,
         n_classes=N_CLASSES,
-        return_task_id=return_task_id,
         seed=seed,
+        shuffle=shuffle,
         fixed_class_order=fixed_class_order,
         name="split_digits",
     )

@@ -10,13 +10,15 @@ options or keys, closest match first.
 
 from __future__ import annotations
 
+import copy
 import difflib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from cl_runner.checks import SettingError, field_rule
@@ -123,10 +125,14 @@ def _unknown_root_name(name: str, value: str, settings: Sequence[str]) -> Settin
 
 def compose_jobs(argv_overrides: Sequence[str], multirun: bool) -> Iterator[Job]:
     """Compose every job of the command line (raises ``UserError`` for a composition error)."""
+    return compose_each(job_overrides(argv_overrides, multirun))
+
+
+def compose_each(jobs: Iterable[list[str]]) -> Iterator[Job]:
+    """Compose each override list as a job (raises ``UserError`` for a composition error)."""
     from hydra import compose, initialize_config_module
 
     register()
-    jobs = job_overrides(argv_overrides, multirun)
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
         for overrides in jobs:
             try:
@@ -136,20 +142,112 @@ def compose_jobs(argv_overrides: Sequence[str], multirun: bool) -> Iterator[Job]
             yield Job(overrides, config)
 
 
-def preflight(argv_overrides: Sequence[str], multirun: bool) -> int:
-    """Compose and validate every job; raise ``UserError`` (one line) for the first bad one,
-    prefixed with the job's overrides when a sweep has several. Returns the number of jobs."""
-    count = 0
-    for job in compose_jobs(argv_overrides, multirun):
+@dataclass
+class SpaceValue:
+    """One value a sweeper may give a setting: the first job with that value."""
+
+    key: str
+    value: Any
+    overrides: list[str]
+
+
+def search_space(config: DictConfig, base: Sequence[str], argv_overrides: Sequence[str]
+                 ) -> list[SpaceValue]:
+    """Each value a sweeper may choose, put into the first job: every value of a choice or
+    range and both ends of an interval, from ``hydra.sweeper.params`` (an Optuna study's
+    search space, a preset's sweep) and from the command line's sweeps that Hydra's basic
+    sweeper cannot enumerate (``interval(...)``). One job per value, not their product: a
+    value that no job could use is refused before the first trial starts."""
+    from hydra.core.override_parser.types import Transformer
+
+    params = config.hydra.sweeper.get("params") or {}
+    by_key = {str(k): f"{k}={v}" for k, v in params.items()}
+    # the command line's sweep of a key replaces the preset's (as the Optuna sweeper does)
+    by_key.update((o.split("=", 1)[0], o) for o in argv_overrides if "interval(" in o)
+    lines = list(by_key.values())
+    if not lines:
+        return []
+    try:
+        parsed = OverridesParser.create().parse_overrides(lines)
+    except OverrideParseException as err:
+        raise explain(err, lines) from None
+    values = []
+    for override in parsed:
+        if not override.is_sweep_override():
+            continue
+        key = override.get_key_element()
+        if override.is_interval_sweep():
+            interval = override.value()
+            pairs = [(v, v) for v in (interval.start, interval.end)]
+        else:
+            pairs = list(zip(override.sweep_iterator(),
+                             override.sweep_iterator(transformer=Transformer.encode),
+                             strict=True))
+        kept = [o for o in base if o.lstrip("+~").split("=", 1)[0] != key.lstrip("+~")]
+        values += [SpaceValue(key, v, [*kept, f"{key}={text}"]) for v, text in pairs]
+    return values
+
+
+def check_search_space(first: Job, argv_overrides: Sequence[str]) -> None:
+    """Validate the first job with each search-space value: a setting's value is put into a
+    copy of its config (a validation, no composition); a config group's option (or a value
+    the config's types refuse) is composed as its own job, which explains the error."""
+    trials = first.config.hydra.sweeper.get("n_trials")
+    if trials is not None and (not isinstance(trials, int) or trials < 1):
+        raise SettingError("hydra.sweeper.n_trials", trials, "a positive number of trials")
+    groups = set(first.config.hydra.runtime.choices)
+    to_compose = []
+    for item in search_space(first.config, first.overrides, argv_overrides):
+        name = item.key.lstrip("+~")
+        if name in groups or name.startswith("hydra") or item.key.startswith("~"):
+            to_compose.append(item.overrides)
+            continue
+        config = copy.deepcopy(first.config)  # nested nodes too: each value alone
         try:
-            validate(job.config, job.overrides)
-            hydra_dir = job.config.hydra.sweep.dir if multirun else job.config.hydra.run.dir
-            check_writable_folder("hydra.sweep.dir" if multirun else "hydra.run.dir", hydra_dir)
-            if job.config.resume:
-                check_resume(job.config, missing_ok=multirun)
-        except SettingError as err:
-            if multirun:
-                raise UserError(f"job {' '.join(job.overrides)}: {err}") from None
-            raise
+            OmegaConf.update(config, name, item.value, force_add=item.key.startswith("+"))
+        except OmegaConfBaseException:
+            to_compose.append(item.overrides)
+            continue
+        _check_job(Job(item.overrides, config), multirun=True, folders=False)
+    for job in compose_each(to_compose):
+        _check_job(job, multirun=True, folders=False)
+
+
+def preflight(argv_overrides: Sequence[str], multirun: bool) -> int:
+    """Compose and validate every job, and every value of a sweeper's search space; raise
+    ``UserError`` (one line) for the first bad one, prefixed with the job's overrides when a
+    sweep has several. Returns the number of jobs."""
+    count, first = 0, None
+    for job in compose_jobs(argv_overrides, multirun):
+        _check_job(job, multirun)
+        first = first or job
         count += 1
+    if multirun and first is not None:
+        check_search_space(first, argv_overrides)
     return count
+
+
+def runs_elsewhere(config: DictConfig) -> bool:
+    """Whether the launcher runs the jobs on other machines (a SLURM cluster's nodes)."""
+    launcher = config.get("hydra", {}).get("launcher", {}) or {}
+    return str(launcher.get("_target_", "")).endswith("SlurmLauncher")
+
+
+def _check_job(job: Job, multirun: bool, folders: bool = True) -> None:
+    config = job.config
+    if runs_elsewhere(config) and config.device != "cpu":
+        # this machine's GPUs are not the nodes': each job checks its device when it starts
+        config = config.copy()
+        config.device = "cpu"
+    try:
+        validate(config, job.overrides)
+        if not folders:  # a search-space value: the first job's folders were checked
+            return
+        hydra_dir = job.config.hydra.sweep.dir if multirun else job.config.hydra.run.dir
+        check_writable_folder("hydra.sweep.dir" if multirun else "hydra.run.dir", hydra_dir)
+        if job.config.resume:
+            check_resume(job.config, missing_ok=multirun)
+    except SettingError as err:
+        if multirun:
+            raise UserError(f"job {' '.join(job.overrides)}: {err}") from None
+        raise

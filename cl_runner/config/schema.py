@@ -97,6 +97,7 @@ class RunSettings:
     buffer: Any = MISSING
     selection: Any = MISSING
     dataloader: Any = MISSING
+    protocol: Any = MISSING
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     paths: PathsSettings = field(default_factory=PathsSettings)
     seed: int = setting(0, SEED)
@@ -107,7 +108,7 @@ class RunSettings:
 
 
 GROUP_NODES = ("benchmark", "model", "optimizer", "strategy", "buffer", "selection",
-               "dataloader")
+               "dataloader", "protocol")
 RUN_TOKEN = secrets.token_hex(3)
 
 

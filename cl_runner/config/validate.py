@@ -119,6 +119,16 @@ def check_strategy(
                            "batches (the dataloader group is strategy=replay's)")
 
 
+def check_protocol(cfg: DictConfig, buffer: Component) -> None:
+    """The protocol's own settings, then what it needs of the strategy and the buffer."""
+    protocol = check_group("protocol", cfg.protocol)
+    check_run = getattr(protocol.target, "check_run", None)
+    if protocol.target is None or check_run is None:
+        raise SettingError("protocol._target_", cfg.protocol.get("_target_"),
+                           "a protocol class (cl_runner.protocols)")
+    check_run(protocol.args, node_args(cfg.strategy), buffer.target, buffer.args)
+
+
 def cuda_device_count() -> int:
     """GPUs the NVIDIA driver exposes (and CUDA_VISIBLE_DEVICES lets through), without torch."""
     gpus = Path("/proc/driver/nvidia/gpus")
@@ -188,6 +198,7 @@ def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> StreamInfo:
     check_selection(cfg, buffer, model)
     check_group("dataloader", cfg.dataloader)
     check_strategy(cfg, buffer, info, overrides)
+    check_protocol(cfg, buffer)
     check_device(cfg.device)
     check_memory(model, optimizer, info, cfg.device)
     return info

@@ -34,14 +34,17 @@ class UnknownStorageError(LookupError):
 class _Storage:
     """What views share: the tensors, their transforms and their name (if any)."""
 
-    __slots__ = ("x", "y", "t", "name", "transform", "train_transform", "__weakref__")
+    __slots__ = ("x", "y", "t", "name", "transform", "train_transform", "eval_transform",
+                 "__weakref__")
 
     def __init__(
         self, x: Tensor, y: Tensor, t: Tensor, name: str | None,
         transform: BatchTransform | None, train_transform: BatchTransform | None,
+        eval_transform: BatchTransform | None = None,
     ) -> None:
         self.x, self.y, self.t, self.name = x, y, t, name
         self.transform, self.train_transform = transform, train_transform
+        self.eval_transform = eval_transform
 
 
 _NAMED: weakref.WeakValueDictionary[str, _Storage] = weakref.WeakValueDictionary()
@@ -50,10 +53,11 @@ _NAMED: weakref.WeakValueDictionary[str, _Storage] = weakref.WeakValueDictionary
 class ClassificationDataset(Dataset):
     """Samples ``(x, y, t)`` held as tensors; ``transform`` runs on whole gathered batches.
 
-    ``transform`` applies in both groups (e.g. normalising uint8 pixels), ``train_transform``
-    only in the ``train()`` group (batched augmentation). ``indices`` selects rows of the
-    storage; ``None`` means all rows in order. ``name`` registers the storage for checkpoints
-    (see the module docstring).
+    ``transform`` applies in both groups (e.g. normalising uint8 pixels), then
+    ``train_transform`` only in the ``train()`` group (batched augmentation) and
+    ``eval_transform`` only in the ``eval()`` group (Avalanche's per-group transforms map to
+    these two). ``indices`` selects rows of the storage; ``None`` means all rows in order.
+    ``name`` registers the storage for checkpoints (see the module docstring).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class ClassificationDataset(Dataset):
         train_transform: BatchTransform | None = None,
         transform_group: str = "train",
         name: str | None = None,
+        eval_transform: BatchTransform | None = None,
     ) -> None:
         targets = torch.as_tensor(targets, dtype=torch.long)
         if task_labels is None:
@@ -80,7 +85,8 @@ class ClassificationDataset(Dataset):
                 f"{len(x)}, {len(targets)}, {len(task_labels)}"
             )
         self._storage = _Storage(
-            x, targets.to(x.device), task_labels.to(x.device), name, transform, train_transform
+            x, targets.to(x.device), task_labels.to(x.device), name, transform, train_transform,
+            eval_transform,
         )
         if name is not None:
             _NAMED[name] = self._storage
@@ -105,6 +111,15 @@ class ClassificationDataset(Dataset):
     @train_transform.setter
     def train_transform(self, value: BatchTransform | None) -> None:
         self._storage.train_transform = value
+
+    @property
+    def eval_transform(self) -> BatchTransform | None:
+        """Batched transform in the ``eval()`` group only (shared by all views)."""
+        return self._storage.eval_transform
+
+    @eval_transform.setter
+    def eval_transform(self, value: BatchTransform | None) -> None:
+        self._storage.eval_transform = value
 
     # -- size and sample access -------------------------------------------------------------
     def __len__(self) -> int:
@@ -137,11 +152,15 @@ class ClassificationDataset(Dataset):
     def gather(self, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One batch ``(x, y, t)`` for view positions ``positions``, transforms applied."""
         rows = positions if self._idx is None else self._idx[positions]
-        x = self._storage.x[rows]
-        if self.transform is not None:
-            x = self.transform(x)
-        if self.transform_group == "train" and self.train_transform is not None:
-            x = self.train_transform(x)
+        storage = self._storage
+        x = storage.x[rows]
+        if storage.transform is not None:
+            x = storage.transform(x)
+        if self.transform_group == "train":
+            if storage.train_transform is not None:
+                x = storage.train_transform(x)
+        elif storage.eval_transform is not None:
+            x = storage.eval_transform(x)
         return x, self._storage.y[rows], self._storage.t[rows]
 
     def gather_payload(self, positions: Tensor) -> dict[str, Tensor]:
@@ -248,7 +267,7 @@ class ClassificationDataset(Dataset):
             x, y, t = (torch.cat([p.tensors()[i].to(device) for p in filled]) for i in range(3))
             joined = ClassificationDataset(
                 x, y, t, transform=first.transform, train_transform=first.train_transform,
-                transform_group=first.transform_group,
+                transform_group=first.transform_group, eval_transform=first.eval_transform,
             )
         joined._payload = {k: torch.cat([p._payload[k].to(first.device) for p in filled])
                            for k in keys}
@@ -280,7 +299,7 @@ class ClassificationDataset(Dataset):
         s = self._storage
         view = self._view(None if self._idx is None else self._idx.to(device))
         view._storage = _Storage(s.x.to(device), s.y.to(device), s.t.to(device), s.name,
-                                 s.transform, s.train_transform)
+                                 s.transform, s.train_transform, s.eval_transform)
         if s.name is not None:
             _NAMED[s.name] = view._storage
         view._payload = {k: v.to(device) for k, v in self._payload.items()}

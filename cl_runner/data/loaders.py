@@ -32,7 +32,6 @@ _REFUSAL_HINTS = {
     "collate_mbatches": "deprecated in Avalanche, use collate_fn",
     "sampler": "the loader draws its own balanced batches",
     "batch_sampler": "the loader draws its own balanced batches",
-    "distributed_sampling": "distributed sampling is not supported",
 }
 
 
@@ -94,6 +93,18 @@ def split_by_task(data: Dataset) -> dict[int, Dataset]:
     return {
         int(t): Subset(data, torch.nonzero(labels == t).flatten().tolist()) for t in labels.unique()
     }
+
+
+def check_distributed_sampling(owner: str, value: Any) -> None:
+    """Avalanche's ``distributed_sampling``: it only acts in an initialised
+    ``torch.distributed`` process group, which these loaders do not support."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{owner}: distributed_sampling must be True or False, got {value!r}")
+    if value and torch.distributed.is_available() and torch.distributed.is_initialized():
+        raise ValueError(
+            f"{owner}: distributed sampling is not supported (a torch.distributed process group "
+            "is initialised); pass distributed_sampling=False to load this process's data"
+        )
 
 
 def _check_batch_size(name: str, value: Any) -> None:
@@ -240,6 +251,8 @@ class GroupBalancedDataLoader(_MultiGroupLoader):
     ``batch_size`` is the TOTAL: each group gets ``batch_size // G`` samples, the first
     ``batch_size % G`` groups one more. The epoch lasts as long as the group with the most
     batches; smaller groups drop out when exhausted unless ``oversample_small_groups``.
+    Positional order as in Avalanche: ``datasets, oversample_small_groups, batch_size,
+    distributed_sampling``.
     """
 
     def __init__(
@@ -247,8 +260,10 @@ class GroupBalancedDataLoader(_MultiGroupLoader):
         datasets: Sequence[Dataset],
         oversample_small_groups: bool = False,
         batch_size: int = 32,
+        distributed_sampling: bool = True,
         **kwargs: Any,
     ) -> None:
+        check_distributed_sampling(type(self).__name__, distributed_sampling)
         _check_batch_size("batch_size", batch_size)
         datasets = list(datasets)
         sizes = split_batch_size(batch_size, len(datasets), "batch_size", "groups")
@@ -256,13 +271,18 @@ class GroupBalancedDataLoader(_MultiGroupLoader):
 
 
 class TaskBalancedDataLoader(GroupBalancedDataLoader):
-    """GroupBalancedDataLoader over the task-label subsets of ``data`` (ascending labels)."""
+    """GroupBalancedDataLoader over the task-label subsets of ``data`` (ascending labels).
+
+    Positional order as in Avalanche: ``data, batch_size, oversample_small_groups,
+    distributed_sampling`` (``batch_size`` comes second here, unlike GroupBalancedDataLoader).
+    """
 
     def __init__(
         self,
         data: Dataset,
-        oversample_small_groups: bool = False,
         batch_size: int = 32,
+        oversample_small_groups: bool = False,
+        distributed_sampling: bool = True,
         **kwargs: Any,
     ) -> None:
         if "oversample_small_tasks" in kwargs:
@@ -270,13 +290,21 @@ class TaskBalancedDataLoader(GroupBalancedDataLoader):
                 "TaskBalancedDataLoader: oversample_small_tasks was renamed oversample_small_groups"
             )
         groups = list(split_by_task(data).values())
-        super().__init__(groups, oversample_small_groups, batch_size, **kwargs)
+        super().__init__(groups, oversample_small_groups, batch_size, distributed_sampling,
+                         **kwargs)
 
 
 class GroupBalancedInfiniteDataLoader(_MultiGroupLoader):
     """Never-ending loader: ``batch_size`` samples PER group every step, all groups cycling."""
 
-    def __init__(self, datasets: Sequence[Dataset], batch_size: int = 32, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        datasets: Sequence[Dataset],
+        batch_size: int = 32,
+        distributed_sampling: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        check_distributed_sampling(type(self).__name__, distributed_sampling)
         _check_batch_size("batch_size", batch_size)
         datasets = list(datasets)
         sizes = [batch_size] * len(datasets)
@@ -291,7 +319,8 @@ class ReplayDataLoader(_MultiGroupLoader):
     contributing. ``batch_size`` may be a dict task label -> size (one current group per
     task); ``task_balanced_dataloader`` splits the memory share over its task labels. Without
     memory (``None`` or empty) this is a plain loader over ``data``. ``return_memory_mask``
-    appends a bool ``is_memory`` tensor to every batch: ``x, y, t, is_memory``.
+    (ours, keyword-only) appends a bool ``is_memory`` tensor to every batch:
+    ``x, y, t, is_memory``.
     """
 
     def __init__(
@@ -302,9 +331,12 @@ class ReplayDataLoader(_MultiGroupLoader):
         batch_size: int | Mapping[int, int] = 32,
         batch_size_mem: int = 32,
         task_balanced_dataloader: bool = False,
+        distributed_sampling: bool = True,
+        *,
         return_memory_mask: bool = False,
         **kwargs: Any,
     ) -> None:
+        check_distributed_sampling(type(self).__name__, distributed_sampling)
         current, current_sizes = _current_groups(data, batch_size)
         memory_groups, memory_sizes = _memory_groups(
             memory, batch_size_mem, task_balanced_dataloader

@@ -34,3 +34,6 @@ class TextLogger:
 
 class InteractiveLogger(TextLogger):
     """TextLogger on stdout (Avalanche's interactive logger also shows progress bars)."""
+
+    def __init__(self, *, file: TextIO | None = None) -> None:
+        super().__init__(file)

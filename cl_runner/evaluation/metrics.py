@@ -19,6 +19,8 @@ LEVEL_EVENTS = {
     "epoch": ("before_training_epoch", "after_training_iteration", "after_training_epoch"),
     "experience": ("before_eval_exp", "after_eval_iteration", "after_eval_exp"),
     "stream": ("before_eval", "after_eval_iteration", "after_eval"),
+    "epoch_running": ("before_training_epoch", "after_training_iteration",
+                      "after_training_iteration"),
 }
 LEVEL_SUFFIX = {"minibatch": "MB", "epoch": "Epoch", "experience": "Exp", "stream": "Stream"}
 
@@ -102,47 +104,66 @@ class MeanMetric(PluginMetric):
 class ForgettingMetric(PluginMetric):
     """Accuracy on an experience right after training it minus its accuracy now.
 
-    Per-experience values for every experience already trained and evaluated before;
-    the stream value is their unweighted mean. ``sign=-1`` gives BWT instead.
+    The key's initial accuracy comes from evaluating the experience whose id is the last
+    trained one; every other evaluated experience updates its last accuracy (cleared before
+    each evaluation), as in Avalanche. Per-experience values for the keys with both; the
+    stream value is their unweighted mean, 0.0 when there is none (Avalanche emits it too).
+    ``sign=-1`` gives BWT instead. Outside a strategy, ``update(k, v, initial)``,
+    ``result()``, ``result_key(k)`` and ``reset()`` act on the inner ``Forgetting``.
     """
 
     def __init__(self, experience: bool, stream: bool, sign: int = 1):
+        from cl_runner.evaluation.standalone import BWT, Forgetting
+
         self.experience, self.stream, self.sign = experience, stream, sign
         self.exp_base = "ExperienceForgetting" if sign == 1 else "ExperienceBWT"
         self.stream_base = "StreamForgetting" if sign == 1 else "StreamBWT"
-        self.initial: dict[int, float] = {}
-        self.current: dict[int, float] = {}
+        self.forgetting = Forgetting() if sign == 1 else BWT()
         self.last_trained: int | None = None
         self._acc = MeanMetric("", "experience", _correct)
 
+    # -- Avalanche's standalone interface -----------------------------------------------------
+    def update(self, k: Any, v: float, initial: bool = False) -> None:
+        self.forgetting.update(k, v, initial=initial)
+
+    def result_key(self, k: Any) -> float | None:
+        return self.forgetting.result_key(k)
+
+    def result(self) -> Any:
+        """Per-key values (experience metrics), or their mean (stream metrics)."""
+        values = self.forgetting.result()
+        if self.experience:
+            return values
+        return sum(values.values()) / len(values) if values else 0.0
+
+    def reset(self) -> None:
+        self.forgetting.reset()
+
+    # -- plugin callbacks ---------------------------------------------------------------------
     def before_training_exp(self, strategy: Any) -> list[MetricValue]:
         self.last_trained = strategy.experience.current_experience
         return []
 
     def before_eval(self, strategy: Any) -> list[MetricValue]:
-        self.current = {}
+        self.forgetting.reset_last()
         return []
 
     def after_eval_exp(self, strategy: Any) -> list[MetricValue]:
         k = strategy.experience.current_experience
-        acc = self._acc.result()
-        if k == self.last_trained:
-            self.initial[k] = acc
-        self.current[k] = acc
-        if not self.experience or k not in self.initial or k == self.last_trained:
+        self.forgetting.update(k, self._acc.result(), initial=k == self.last_trained)
+        value = self.forgetting.result_key(k)
+        if not self.experience or value is None:
             return []
         name = metric_name(self.exp_base, strategy, "experience")
-        return [MetricValue(name, self.sign * (self.initial[k] - acc),
-                            strategy.clock.train_iterations)]
+        return [MetricValue(name, value, strategy.clock.train_iterations)]
 
     def after_eval(self, strategy: Any) -> list[MetricValue]:
-        values = [self.initial[k] - a for k, a in self.current.items()
-                  if k in self.initial and k != self.last_trained]
-        if not self.stream or not values:
+        if not self.stream:
             return []
+        values = list(self.forgetting.result().values())
         name = f"{self.stream_base}/eval_phase/{strategy.experience.origin_stream}_stream"
-        return [MetricValue(name, self.sign * sum(values) / len(values),
-                            strategy.clock.train_iterations)]
+        mean = sum(values) / len(values) if values else 0.0
+        return [MetricValue(name, mean, strategy.clock.train_iterations)]
 
     def events(self) -> dict[str, Callable[[Any], list[MetricValue]]]:
         return {
@@ -155,34 +176,162 @@ class ForgettingMetric(PluginMetric):
         }
 
 
+class ExperienceForgetting(ForgettingMetric):
+    """``ExperienceForgetting/eval_phase/{stream}_stream/TaskTTT/ExpEEE`` per experience."""
+
+    def __init__(self) -> None:
+        super().__init__(experience=True, stream=False)
+
+
+class StreamForgetting(ForgettingMetric):
+    """``StreamForgetting/eval_phase/{stream}_stream``: the mean over experiences."""
+
+    def __init__(self) -> None:
+        super().__init__(experience=False, stream=True)
+
+
+class ExperienceBWT(ForgettingMetric):
+    """``ExperienceBWT/...``: minus ``ExperienceForgetting``."""
+
+    def __init__(self) -> None:
+        super().__init__(experience=True, stream=False, sign=-1)
+
+
+class StreamBWT(ForgettingMetric):
+    """``StreamBWT/...``: minus ``StreamForgetting``."""
+
+    def __init__(self) -> None:
+        super().__init__(experience=False, stream=True, sign=-1)
+
+
+class TrainedExperienceAccuracy(MeanMetric):
+    """``Accuracy_On_Trained_Experiences``: stream accuracy over the evaluated experiences
+    whose id is at most the last trained one (0 before any training), as in Avalanche."""
+
+    def __init__(self) -> None:
+        super().__init__("Accuracy_On_Trained_Experiences", "stream", _correct)
+        self.last_trained = 0
+
+    def after_training_exp(self, strategy: Any) -> list[MetricValue]:
+        self.last_trained = strategy.experience.current_experience
+        return self.reset(strategy)
+
+    def update(self, strategy: Any) -> list[MetricValue]:
+        if strategy.experience.current_experience <= self.last_trained:
+            return super().update(strategy)
+        return []
+
+    def events(self) -> dict[str, Callable[[Any], list[MetricValue]]]:
+        return {**super().events(), "after_training_exp": self.after_training_exp}
+
+
+class TimingMetric(PluginMetric):
+    """Avalanche's elapsed-time metrics: the time from the level's start to its last
+    iteration (``Time_MB/Epoch/Exp/Stream``); ``RunningTime_Epoch`` keeps Avalanche's running
+    mean, which after the first iteration of an epoch adds zeros (it restarts its timer at
+    the end of each iteration and reads it at the next end)."""
+
+    # level -> (start event, update event, emit event)
+    EVENTS = {
+        "minibatch": ("before_training_iteration", "after_training_iteration",
+                      "after_training_iteration"),
+        "epoch": ("before_training_epoch", "after_training_iteration", "after_training_epoch"),
+        "epoch_running": ("before_training_epoch", "after_training_iteration",
+                          "after_training_iteration"),
+        "experience": ("before_eval_exp", "after_eval_iteration", "after_eval_exp"),
+        "stream": ("before_eval", "after_eval_iteration", "after_eval"),
+    }
+    NAMES = {"minibatch": "Time_MB", "epoch": "Time_Epoch", "epoch_running": "RunningTime_Epoch",
+             "experience": "Time_Exp", "stream": "Time_Stream"}
+
+    def __init__(self, level: str) -> None:
+        from cl_runner.evaluation.standalone import ElapsedTime, Mean
+
+        self.level = level
+        self.base = self.NAMES[level]
+        self._time = ElapsedTime()
+        self._running = Mean()
+
+    def start(self, strategy: Any) -> list[MetricValue]:
+        self._time.reset()
+        self._running.reset()
+        self._time.update()
+        return []
+
+    def update(self, strategy: Any) -> list[MetricValue]:
+        self._time.update()
+        if self.level == "epoch_running":
+            self._running.update(self._time.result())
+            self._time.reset()
+        return []
+
+    def result(self) -> float:
+        return self._running.result() if self.level == "epoch_running" else self._time.result()
+
+    def emit(self, strategy: Any) -> list[MetricValue]:
+        level = "epoch" if self.level == "epoch_running" else self.level
+        name = metric_name(self.base, strategy, level)
+        return [MetricValue(name, self.result(), strategy.clock.train_iterations)]
+
+    def events(self) -> dict[str, Callable[[Any], list[MetricValue]]]:
+        start, update, emit = self.EVENTS[self.level]
+        if update == emit:
+            return {start: self.start, update: lambda s: self.update(s) or self.emit(s)}
+        return {start: self.start, update: self.update, emit: self.emit}
+
+
 def _levels(**flags: bool) -> list[str]:
     return [level for level, on in flags.items() if on]
 
 
 def accuracy_metrics(
-    *, minibatch: bool = False, epoch: bool = False, experience: bool = False,
-    stream: bool = False,
+    *, minibatch: bool = False, epoch: bool = False, epoch_running: bool = False,
+    experience: bool = False, stream: bool = False, trained_experience: bool = False,
 ) -> list[PluginMetric]:
-    """Top-1 accuracy at the chosen levels (``Top1_Acc_MB/Epoch/Exp/Stream``)."""
-    levels = _levels(minibatch=minibatch, epoch=epoch, experience=experience, stream=stream)
-    return [MeanMetric(f"Top1_Acc_{LEVEL_SUFFIX[lv]}", lv, _correct) for lv in levels]
+    """Top-1 accuracy at the chosen levels: ``Top1_Acc_MB``, ``Top1_Acc_Epoch``,
+    ``Top1_RunningAcc_Epoch``, ``Top1_Acc_Exp``, ``Top1_Acc_Stream``,
+    ``Accuracy_On_Trained_Experiences``."""
+    levels = _levels(minibatch=minibatch, epoch=epoch, epoch_running=epoch_running,
+                     experience=experience, stream=stream)
+    metrics: list[PluginMetric] = [
+        MeanMetric(_name("Top1_Acc", "Top1_RunningAcc", lv), lv, _correct) for lv in levels]
+    if trained_experience:
+        metrics.append(TrainedExperienceAccuracy())
+    return metrics
 
 
 def loss_metrics(
-    *, minibatch: bool = False, epoch: bool = False, experience: bool = False,
-    stream: bool = False,
+    *, minibatch: bool = False, epoch: bool = False, epoch_running: bool = False,
+    experience: bool = False, stream: bool = False,
 ) -> list[PluginMetric]:
-    """Mean criterion value at the chosen levels (``Loss_MB/Epoch/Exp/Stream``)."""
-    levels = _levels(minibatch=minibatch, epoch=epoch, experience=experience, stream=stream)
-    return [MeanMetric(f"Loss_{LEVEL_SUFFIX[lv]}", lv, _loss_sum) for lv in levels]
+    """Mean criterion value at the chosen levels: ``Loss_MB``, ``Loss_Epoch``,
+    ``RunningLoss_Epoch``, ``Loss_Exp``, ``Loss_Stream``."""
+    levels = _levels(minibatch=minibatch, epoch=epoch, epoch_running=epoch_running,
+                     experience=experience, stream=stream)
+    return [MeanMetric(_name("Loss", "RunningLoss", lv), lv, _loss_sum) for lv in levels]
+
+
+def _name(base: str, running: str, level: str) -> str:
+    return f"{running}_Epoch" if level == "epoch_running" else f"{base}_{LEVEL_SUFFIX[level]}"
+
+
+def timing_metrics(
+    *, minibatch: bool = False, epoch: bool = False, epoch_running: bool = False,
+    experience: bool = False, stream: bool = False,
+) -> list[PluginMetric]:
+    """Elapsed time at the chosen levels: ``Time_MB``, ``Time_Epoch``, ``RunningTime_Epoch``,
+    ``Time_Exp``, ``Time_Stream`` (seconds)."""
+    levels = _levels(minibatch=minibatch, epoch=epoch, epoch_running=epoch_running,
+                     experience=experience, stream=stream)
+    return [TimingMetric(lv) for lv in levels]
 
 
 def forgetting_metrics(*, experience: bool = False, stream: bool = False) -> list[PluginMetric]:
     """``ExperienceForgetting`` / ``StreamForgetting`` (initial minus current accuracy)."""
-    return [ForgettingMetric(experience, stream)] if experience or stream else []
+    return ([ExperienceForgetting()] if experience else []) + (
+        [StreamForgetting()] if stream else [])
 
 
 def bwt_metrics(*, experience: bool = False, stream: bool = False) -> list[PluginMetric]:
     """``ExperienceBWT`` / ``StreamBWT``: minus forgetting."""
-    return [ForgettingMetric(experience, stream, sign=-1)] if experience or stream else []
-
+    return ([ExperienceBWT()] if experience else []) + ([StreamBWT()] if stream else [])

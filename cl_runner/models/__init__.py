@@ -9,8 +9,8 @@ import lazy_loader as lazy
 __getattr__, __dir__, __all__ = lazy.attach(
     __name__,
     submod_attrs={
-        "networks": ["MultiHeadClassifier", "MultiHeadMLP", "MultiTaskModule", "SimpleCNN",
-                     "SimpleMLP", "flat_size"],
+        "networks": ["MultiHeadClassifier", "MultiHeadMLP", "MultiHeadNetwork", "MultiTaskModule",
+                     "SimpleCNN", "SimpleMLP", "flat_size"],
         "tasks": ["forward_with_tasks"],
     },
 )

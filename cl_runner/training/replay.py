@@ -169,6 +169,8 @@ class Replay(SupervisedTemplate):
         device: Any = None,
         plugins: Any = None,
         evaluator: Any = default_evaluator,
+        eval_every: int = -1,
+        peval_mode: str = "epoch",
         *,
         storage_policy: Any = None,
         replay_plugin: SupervisedPlugin | None = None,
@@ -177,7 +179,7 @@ class Replay(SupervisedTemplate):
             replay_plugin = ReplayPlugin(mem_size, storage_policy=storage_policy)
         extra = [replay_plugin] if replay_plugin is not None else []
         super().__init__(model, optimizer, criterion, train_mb_size, train_epochs, eval_mb_size,
-                         device, [*(plugins or []), *extra], evaluator)
+                         device, [*(plugins or []), *extra], evaluator, eval_every, peval_mode)
 
     @classmethod
     def check_buffer(cls, buffer: type | None, args: Mapping[str, Any]) -> None:

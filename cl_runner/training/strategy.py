@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import lazy_loader as lazy
 
-from cl_runner.checks import NON_NEGATIVE_INT, POSITIVE_INT, SettingError
-from cl_runner.core import CallbackDispatcher
+from cl_runner.checks import INT, NON_NEGATIVE_INT, POSITIVE_INT, SettingError, one_of
+from cl_runner.core import CallbackDispatcher, SupervisedPlugin
 from cl_runner.models.tasks import forward_with_tasks
 from cl_runner.training.clock import Clock
 
@@ -43,6 +43,69 @@ class _DefaultEvaluator:
 
 default_evaluator = _DefaultEvaluator()
 
+PEVAL_MODES = ("experience", "epoch", "iteration")
+_PEVAL_MODE = one_of(PEVAL_MODES)
+
+
+class PeriodicEval(SupervisedPlugin):
+    """Evaluation during training (Avalanche's ``PeriodicEval``; added by the strategy when
+    ``eval_every > -1``, just before the Clock, so it reads the counters before they advance).
+
+    ``eval_every=0``: at the start of every ``train()`` call and after every experience.
+    ``eval_every=k>0``: also after every k-th epoch (``peval_mode="epoch"``: after epochs 1,
+    k+1, 2k+1, ...) or iteration (``"iteration"``); the evaluation after the experience is
+    skipped in epoch mode when the last epoch was just evaluated. ``"experience"`` behaves like
+    ``eval_every=0``, as in Avalanche. Each evaluation calls ``strategy.eval`` once per
+    stream of ``strategy._eval_streams`` (``train(..., eval_streams=...)``).
+    """
+
+    def __init__(self, eval_every: int = -1, peval_mode: str = "epoch",
+                 do_initial: bool = True) -> None:
+        _PEVAL_MODE("peval_mode", peval_mode)
+        self.eval_every = eval_every
+        self.peval_mode = peval_mode
+        self.do_initial = do_initial and eval_every > -1
+        self.do_final = False
+
+    def _peval(self, strategy: Any, **kwargs: Any) -> None:
+        for group in strategy._eval_streams or ():
+            strategy.eval(group, **kwargs)
+
+    def before_training(self, strategy: Any, **kwargs: Any) -> None:
+        if self.do_initial:
+            self._peval(strategy, **kwargs)
+
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        skip = (self.peval_mode == "epoch" and self.eval_every > 0
+                and (strategy.train_epochs - 1) % self.eval_every == 0)
+        self.do_final = self.eval_every > -1 and not skip
+
+    def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
+        k = self.eval_every
+        if self.peval_mode == "epoch" and k > 0 and strategy.clock.train_exp_epochs % k == 0:
+            self._peval(strategy, **kwargs)
+
+    def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        k = self.eval_every
+        if (self.peval_mode == "iteration" and k > 0
+                and strategy.clock.train_exp_iterations % k == 0):
+            self._peval(strategy, **kwargs)
+
+    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        if self.do_final:
+            self._peval(strategy, **kwargs)
+
+
+def group_by_stream(eval_streams: Iterable[Any]) -> list[list[Any]]:
+    """Experiences of ``eval_streams`` (streams or single experiences) grouped by the name
+    of their origin stream, in first-seen order (Avalanche's grouping for periodic eval)."""
+    groups: dict[str, list[Any]] = {}
+    for item in eval_streams:
+        for exp in (item if isinstance(item, Iterable) else [item]):
+            origin = exp.origin_stream
+            groups.setdefault(getattr(origin, "name", origin), []).append(exp)
+    return list(groups.values())
+
 
 @dataclass
 class RunComponents:
@@ -60,6 +123,31 @@ class RunComponents:
     replay_plugin: Any = None
     plugins: list[Any] = field(default_factory=list)
     evaluator: Any = None
+
+
+class DeferredLoader:
+    """A loader made on first use: iterating, ``len()`` or any attribute builds it with
+    ``make(*args)`` and forwards to it."""
+
+    __slots__ = ("_args", "_loader", "_make")
+
+    def __init__(self, make: Any, *args: Any) -> None:
+        self._make, self._args, self._loader = make, args, None
+
+    @property
+    def loader(self) -> Any:
+        if self._loader is None:
+            self._loader = self._make(*self._args)
+        return self._loader
+
+    def __iter__(self) -> Any:
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
 
 
 class SupervisedTemplate:
@@ -87,9 +175,12 @@ class SupervisedTemplate:
         device: str | torch.device | None = None,
         plugins: Sequence[object] | None = None,
         evaluator: object | None = default_evaluator,
+        eval_every: int = -1,
+        peval_mode: str = "epoch",
     ) -> None:
         SupervisedTemplate.check_args(train_mb_size=train_mb_size, train_epochs=train_epochs,
-                                      eval_mb_size=eval_mb_size)
+                                      eval_mb_size=eval_mb_size, eval_every=eval_every,
+                                      peval_mode=peval_mode)
         from cl_runner.evaluation.plugin import EvaluationPlugin, make_default_evaluator
 
         self.model = model
@@ -103,7 +194,11 @@ class SupervisedTemplate:
             evaluator = make_default_evaluator()
         self.evaluator = evaluator if evaluator is not None else EvaluationPlugin()
         self.clock = Clock()
-        self.plugins = [*(plugins or []), self.evaluator, self.clock]
+        self.eval_every, self.peval_mode = eval_every, peval_mode
+        # Avalanche always adds PeriodicEval; without periodic evaluation it does nothing, so
+        # it is left out (no dispatch cost, and checkpoints keep their plugin list)
+        periodic = [PeriodicEval(eval_every, peval_mode)] if eval_every > -1 else []
+        self.plugins = [*(plugins or []), self.evaluator, *periodic, self.clock]
         self._dispatch = CallbackDispatcher(self.plugins)
         self.experience: Experience | None = None
         self.adapted_dataset = None
@@ -114,19 +209,24 @@ class SupervisedTemplate:
         self.loss_terms: dict[str, Tensor] = {}
         self.is_training = False
         self.current_eval_stream: Sequence[Experience] | None = None
+        self._eval_streams: list[list[Experience]] | None = None
         self._stop_training = False
 
     # -- declarations (no instance, no torch) ------------------------------------------------
     @classmethod
     def check_args(
         cls, train_mb_size: Any = 1, train_epochs: Any = 1, eval_mb_size: Any = None,
-        **args: Any,
+        eval_every: Any = -1, peval_mode: Any = "epoch", **args: Any,
     ) -> None:
         """Raise ``SettingError`` for an argument the constructor refuses."""
         POSITIVE_INT("train_mb_size", train_mb_size)
         NON_NEGATIVE_INT("train_epochs", train_epochs)
         if eval_mb_size is not None:
             POSITIVE_INT("eval_mb_size", eval_mb_size)
+        if not INT.test(eval_every) or eval_every < -1:
+            raise SettingError("eval_every", eval_every,
+                               "-1 (never), 0 (after each experience) or a positive integer")
+        _PEVAL_MODE("peval_mode", peval_mode)
 
     @classmethod
     def check_buffer(cls, buffer: type | None, args: Mapping[str, Any]) -> None:
@@ -176,15 +276,23 @@ class SupervisedTemplate:
 
     # -- training --------------------------------------------------------------------------
     def train(
-        self, experiences: Experience | Iterable[Experience], **kwargs: Any
+        self, experiences: Experience | Iterable[Experience],
+        eval_streams: Sequence[Any] | None = None, **kwargs: Any,
     ) -> dict[str, float]:
         """Train on one experience or several in turn; returns the evaluator's last metrics.
 
-        ``kwargs`` (e.g. ``num_workers``, ``shuffle``) reach the train loader and every
-        plugin callback.
+        ``eval_streams``: what periodic evaluation (``eval_every > -1``) evaluates, grouped
+        by stream name, one ``eval`` call per stream; None means the experiences trained on,
+        ``[]`` nothing. ``kwargs`` (e.g. ``num_workers``, ``shuffle``) reach the train loader
+        and every plugin callback.
         """
         if not isinstance(experiences, Iterable):
             experiences = [experiences]
+        if self.eval_every > -1:
+            if eval_streams is None:
+                experiences = list(experiences)
+                eval_streams = [experiences]
+            self._eval_streams = group_by_stream(eval_streams)
         self.is_training = True
         self.model.train()
         self.model.to(self.device)
@@ -194,6 +302,7 @@ class SupervisedTemplate:
         self._dispatch("after_training", self, **kwargs)
         self.experience = self.adapted_dataset = self.dataloader = None
         self.mbatch = self.mb_output = None
+        self._eval_streams = None
         return self.evaluator.get_last_metrics()
 
     def _train_exp(self, **kwargs: Any) -> None:
@@ -214,19 +323,24 @@ class SupervisedTemplate:
     def make_train_dataloader(
         self, num_workers: int = 0, shuffle: bool = True, drop_last: bool = False, **kwargs: Any
     ) -> None:
-        """Default loader: task-balanced when the experience mixes tasks, else plain."""
+        """Default loader: task-balanced when the experience mixes tasks, else plain.
+
+        It is made when first used (iterated, measured or inspected): a replay plugin that
+        replaces it in ``before_training_exp`` - every small experience of an online stream -
+        pays nothing for it.
+        """
+        loader_kwargs = {"num_workers": num_workers, "shuffle": shuffle, "drop_last": drop_last}
+        self.dataloader = DeferredLoader(self._default_loader, self.adapted_dataset,
+                                         self.train_mb_size, loader_kwargs)
+
+    @staticmethod
+    def _default_loader(data: Any, batch_size: int, loader_kwargs: dict[str, Any]) -> Any:
         from cl_runner.data.loaders import TaskBalancedDataLoader, TensorDataLoader
 
-        loader_kwargs = {"num_workers": num_workers, "shuffle": shuffle, "drop_last": drop_last}
-        if len(self.adapted_dataset.targets_task_labels.unique()) > 1:
-            self.dataloader = TaskBalancedDataLoader(
-                self.adapted_dataset, oversample_small_groups=True,
-                batch_size=self.train_mb_size, **loader_kwargs,
-            )
-        else:
-            self.dataloader = TensorDataLoader(
-                self.adapted_dataset, batch_size=self.train_mb_size, **loader_kwargs
-            )
+        if len(data.targets_task_labels.unique()) > 1:
+            return TaskBalancedDataLoader(data, oversample_small_groups=True,
+                                          batch_size=batch_size, **loader_kwargs)
+        return TensorDataLoader(data, batch_size=batch_size, **loader_kwargs)
 
     def _to_device(self, batch: Sequence[Tensor]) -> list[Tensor]:
         return [t if t.device == self.device else t.to(self.device, non_blocking=True)
