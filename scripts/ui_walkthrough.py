@@ -76,8 +76,9 @@ def walk(page: Any, url: str, sweep: str, experiment: str = "cl_runner",
     # 2. the sweep: its tag in the search box, then Enter
     box = page.get_by_test_id("search-box")
     box.fill(f"tags.sweep = '{sweep}'")
-    box.press("Enter")
-    page.wait_for_url(re.compile(r"searchFilter=tags\.sweep"))
+    with page.expect_response(_search_with("tags.sweep")) as searched:
+        box.press("Enter")
+    searched.value.finished()
     seen.count_after, seen.rows_after = _settled_rows(page)
 
     # 3. Columns: tick buffer.max_size and accuracy/average_seen
@@ -129,6 +130,14 @@ def walk(page: Any, url: str, sweep: str, experiment: str = "cl_runner",
         seen.images[png] = (width, height)
         shot(f"4_{png.removesuffix('.png')}")
     return seen
+
+
+def _search_with(text: str) -> Any:
+    """A predicate for the UI's runs-search request whose filter contains ``text``."""
+    def matches(response: Any) -> bool:
+        request = response.request
+        return "runs/search" in response.url and text in (request.post_data or request.url)
+    return matches
 
 
 def _settled_rows(page: Any) -> tuple[str, list[str]]:

@@ -102,7 +102,7 @@ class MIRPlugin(SupervisedPlugin):
                                     allow_unused=True)
         lr = strategy.optimizer.param_groups[0]["lr"]
         with torch.no_grad():
-            virtual = {name: p if g is None else p - lr * g
+            virtual = {name: p if g is None else torch.add(p, g, alpha=-lr)
                        for (name, p), g in zip(named, grads, strict=True)}
             before = per_sample_loss(criterion, forward_with_tasks(model, x, t), y)
             after = per_sample_loss(criterion, virtual_forward(model, virtual, x, t), y)
