@@ -191,7 +191,8 @@ def speed(bench: Bench, have_ava: bool) -> list[tuple[str, str, str]]:
              "B": "B scripts/reference_online.py",
              "C": "C Avalanche 0.6 (scripts/avalanche_online.py)"}
     rows = [[names[v], runs[v][0]["steps"], f"{med[v]:.0f}", f"{ev[v]:.0f}",
-             f"{statistics.median(x['final_avg_acc'] for x in runs[v]):.4f}",
+             f"{statistics.median(x['final_avg_acc'] for x in runs[v]):.4f}"
+             + (" (partial stream)" if v == "C" and bench.args.avalanche_steps else ""),
              _load([x["load"] for x in runs[v]])] for v in variants]
     out = [("speed (median of rounds)", *table(
         ["variant", "steps", "steps/s", "eval samples/s", "final avg acc", "load (1 min)"],

@@ -377,6 +377,37 @@ def test_scr_class_means_by_hand_and_nearest_mean_prediction():
     assert scores.argmax(1).tolist() == [0, 2]
 
 
+# -- the protocol group ----------------------------------------------------------------------------
+def test_protocol_options_compose_validate_and_refuse_what_cannot_work(tmp_path: Path):
+    from cl_runner.checks import SettingError
+    from cl_runner.config import validate
+    from tests.helpers import compose_config
+
+    batch = compose_config(tmp_path, "benchmark=split_fmnist")
+    validate(batch)
+    assert batch.protocol._target_.endswith("BatchProtocol")
+    assert batch.strategy.train_mb_size == 100 and batch.buffer._target_.endswith("Balanced"
+                                                                                     "Buffer")
+    online = compose_config(tmp_path, "benchmark=split_fmnist", "protocol=online",
+                            "protocol.experience_size=20", "protocol.train_passes=3")
+    validate(online)
+    assert online.strategy.train_mb_size == 20 and online.strategy.train_epochs == 3
+    assert online.buffer._target_.endswith("ReservoirSamplingBuffer")  # online's default
+    assert compose_config(tmp_path, "protocol=online", "strategy=naive").buffer._target_ is None
+    assert compose_config(tmp_path, "protocol=online", "strategy=mir").buffer._target_.endswith(
+        "ClassBalancedBuffer")  # the method's memory wins over the protocol's
+    for overrides, setting in [
+        (("buffer=experience_balanced",), "buffer='experience_balanced'"),
+        (("strategy.train_epochs=2",), "strategy.train_epochs=2"),
+        (("protocol.eval_every=0",), "protocol.eval_every=0"),
+        (("protocol.experience_size=0",), "protocol.experience_size=0"),
+    ]:
+        with pytest.raises(SettingError, match=f"^{setting} is not allowed"):
+            validate(compose_config(tmp_path, "protocol=online", *overrides))
+    for option in ("mir", "gss_greedy", "scr"):
+        validate(compose_config(tmp_path, "protocol=online", f"strategy={option}"))
+
+
 # -- the runner, in-process -----------------------------------------------------------------------
 ONLINE = ("protocol=online", "benchmark.n_experiences=5", "protocol.experience_size=20")
 TIMES = ("time/", "train/samples_per_s", "train/steps_per_s")

@@ -88,3 +88,20 @@ def test_sigkill_mid_stream_then_resume_gives_the_uninterrupted_run(tmp_path: Pa
     for key in ("anytime_eval/accuracy_seen", "accuracy/stream"):
         logged = [s for s, _ in history(uri, run.info.run_id, key)]
         assert logged == [line["step"] for line in ours if key in line], key
+
+
+def test_anytime_evaluation_leaves_training_unchanged_in_the_batch_protocol(tmp_path: Path):
+    """Periodic evaluation of an offline run (every 100 samples, on 150 test samples) adds its
+    lines and summaries and changes nothing else: the experience lines equal a plain run's."""
+    plain = run_here(tmp_path / "plain", "tracking=none", "strategy.train_epochs=2")
+    anytime = run_here(tmp_path / "anytime", "tracking=none", "strategy.train_epochs=2",
+                       "protocol.eval_every=100", "protocol.eval_subsample=150")
+    extra = ("anytime/", "min_accuracy/", *TIMES)
+    lines = read_metrics(anytime.output_dir)
+    experience_lines = [{k: v for k, v in line.items() if not k.startswith(extra)}
+                        for line in lines if "accuracy/stream" in line]
+    assert experience_lines == [{k: v for k, v in line.items() if not k.startswith(TIMES)}
+                                for line in read_metrics(plain.output_dir)]
+    points = [line["step"] for line in lines if "anytime_eval/accuracy_seen" in line]
+    assert len(points) >= 10 and points == sorted(points)
+    assert {"anytime/aaa", "anytime/wc_acc", "anytime/min_acc"} <= set(lines[-1])

@@ -197,8 +197,8 @@ def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> StreamInfo:
         _within("buffer", buffer.target.check_stream, buffer.args, info)
     check_selection(cfg, buffer, model)
     check_group("dataloader", cfg.dataloader)
+    check_protocol(cfg, buffer)  # first: protocol=online sets some strategy sizes
     check_strategy(cfg, buffer, info, overrides)
-    check_protocol(cfg, buffer)
     check_device(cfg.device)
     check_memory(model, optimizer, info, cfg.device)
     return info
