@@ -75,8 +75,8 @@ class RunFolder:
         lines = [json.dumps(line) for line in read_metrics(self.path)[:n]]
         self.write_text(METRICS_FILE, "".join(line + "\n" for line in lines))
 
-    def write_tables(self, measured: Measurements) -> None:
-        """The accuracy matrices and buffer composition as CSV, then as charts."""
+    def write_tables(self, measured: Measurements, charts: bool = True) -> None:
+        """The accuracy matrices and buffer composition as CSV, then (``charts``) as PNG."""
         n_exp, n_classes = measured.experiences.n, measured.classes.n
         exp_columns = [f"test_exp_{j}" for j in range(n_exp)]
         class_columns = [f"class_{c}" for c in range(n_classes)]
@@ -89,7 +89,8 @@ class RunFolder:
         for name, columns, rows in tables:
             self.write_text(name, _csv(["after_exp", *columns],
                                        [[i, *row] for i, row in enumerate(rows)]))
-        self._write_charts(measured)
+        if charts:
+            self._write_charts(measured)
 
     def _write_charts(self, measured: Measurements) -> None:
         """Charts are a convenience: failing to draw one is a warning, never a failed run."""

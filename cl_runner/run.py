@@ -288,7 +288,7 @@ def _run(
             progress.close()
             _set_threads(threads)
             with guard.protected():
-                _finish(folder, info, status, measured, writer)
+                _finish(folder, info, status, measured, writer, charts=bool(cfg.charts))
     return _report(folder, info, measured.experiences, status)
 
 
@@ -397,7 +397,7 @@ def _train_online(
 
 def _finish(
     folder: RunFolder, info: dict[str, Any], status: str, measured: Measurements,
-    writer: BackgroundWriter | None,
+    writer: BackgroundWriter | None, charts: bool,
 ) -> None:
     """Tables, final status, and the last upload: whatever ended the run.
 
@@ -406,7 +406,7 @@ def _finish(
     """
     try:
         if measured.n_trained:
-            folder.write_tables(measured)
+            folder.write_tables(measured, charts)
         info["status"] = status
         folder.write_info(info)
     finally:

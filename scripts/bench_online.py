@@ -33,7 +33,8 @@ subsets, none while the memory is smaller than the batch, then takes the max of 
 sequence); its row compares with Avalanche run with ONE fix (``GSS_FIX``: at least one
 subset), read from ``--avalanche-fixed-results`` (``ava_gss_fixed_s<seed>.json``) or measured.
 Avalanche's GSS replays 32 memory samples per step (its ReplayDataLoader default, not
-settable), so cl-run's GSS row uses ``strategy.batch_size_mem=32`` too.
+settable), so cl-run's GSS row uses ``strategy.batch_size_mem=32`` too. ``gss_greedy_bugs`` is
+cl-run's GSS with ``strategy.avalanche_bugs=true`` (Avalanche's scoring bugs reproduced).
 
     python scripts/bench_online.py [--speed-rounds 3] [--seeds 0 1 2] [--threads 1] \
         [--avalanche-python /tmp/ava/bin/python] [--avalanche-results /tmp/ava_results]
@@ -73,6 +74,7 @@ METHODS = {
     "gss_greedy": ["strategy=gss_greedy", "strategy.mem_size=1000", "strategy.mem_strength=10",
                    "strategy.batch_size_mem=32"],
 }
+METHODS["gss_greedy_bugs"] = [*METHODS["gss_greedy"], "strategy.avalanche_bugs=true"]
 GSS_FIX = """
 import runpy, sys
 from avalanche.training.plugins import gss_greedy
@@ -291,19 +293,20 @@ def accuracy(bench: Bench, have_ava: bool) -> list[tuple[str, str, str]]:
     rows, results = [], Path(bench.args.avalanche_results)
     for method in bench.args.strategies:
         ours, theirs, notes = [], [], []
+        ava_method = method.removesuffix("_bugs")
         for seed in bench.args.seeds:
             ours.append(bench.cl_run(method, seed))
-            path = results / f"online_{method}_s{seed}.json"
+            path = results / f"online_{ava_method}_s{seed}.json"
             ava = json.loads(path.read_text()) if path.exists() else None
             if ava is None and have_ava:
-                ava = bench.avalanche(method, seed, None)
-            if method == "gss_greedy" and (ava is None or ava.get("error")):
+                ava = bench.avalanche(ava_method, seed, None)
+            if ava_method == "gss_greedy" and (ava is None or ava.get("error")):
                 if ava is not None:
                     notes.append(f"s{seed}: Avalanche as is fails ({ava['error']}); "
                                  "compared with one fix (GSS_FIX)")
                 fixed = Path(bench.args.avalanche_fixed_results) / f"ava_gss_fixed_s{seed}.json"
                 ava = json.loads(fixed.read_text()) if fixed.exists() else (
-                    bench.avalanche(method, seed, None, fixed=True) if have_ava else None)
+                    bench.avalanche(ava_method, seed, None, fixed=True) if have_ava else None)
             if ava is None:
                 notes.append(f"s{seed}: no Avalanche result")
             elif ava.get("error"):

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from tests.helpers import history, local_store, run_here, runs_of
 
 N_EXP, N_CLASSES = 5, 10
-OVERRIDES = ("strategy.train_epochs=1",)
+OVERRIDES = ("strategy.train_epochs=1", "charts=true")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

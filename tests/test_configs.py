@@ -40,8 +40,32 @@ def own_data(tmp_path: Path, option: str) -> list[str]:
     return []
 
 
+def made_by(group: str, node) -> object | None:
+    """The object a group's node builds (as the runner builds it, with stand-in inputs)."""
+    from cl_runner.models import SimpleMLP
+
+    if not node.get("_target_") or group not in ("model", "optimizer", "buffer", "selection",
+                                                  "dataloader"):
+        return None
+    fills = {"num_classes": 10, "input_size": 64, "in_channels": 1, "n_tasks": 5}
+    obj = instantiate(node, **{k: v for k, v in fills.items() if group == "model" and k in node})
+    if group == "optimizer":
+        return obj(params=SimpleMLP(num_classes=10, input_size=64).parameters())
+    if group == "selection" and node.get("_partial_"):
+        return obj(model=SimpleMLP(num_classes=10, input_size=64))
+    if group == "dataloader":
+        return obj(mem_size=10, storage_policy=None)
+    return obj
+
+
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_every_option_composes_and_validates(tmp_path: Path, group: str, option: str):
+def test_every_option_composes_validates_and_builds(tmp_path: Path, group: str, option: str):
+    import torch
+
+    from cl_runner.buffers import ExemplarsBuffer, ExemplarsSelectionStrategy
+    from cl_runner.core import SupervisedPlugin
+    from cl_runner.training import SupervisedTemplate
+
     extra = NEEDS.get(group, []) + NEEDS.get(option, [])
     if group == "benchmark":
         extra += own_data(tmp_path, option)
@@ -54,8 +78,16 @@ def test_every_option_composes_and_validates(tmp_path: Path, group: str, option:
         assert cfg.buffer.max_size == 500
     elif group == "tracking":
         assert cfg.tracking.enabled is (option == "mlflow")
-    else:
-        assert cfg[group]._target_ is None or option == "none" or cfg[group]._target_
+    elif group == "strategy":
+        cls = get_class(cfg.strategy._target_)
+        assert issubclass(cls, SupervisedTemplate)
+        cls.check_args(**node_args(cfg.strategy))
+    expected = {"model": torch.nn.Module, "optimizer": torch.optim.Optimizer,
+                "buffer": ExemplarsBuffer, "selection": ExemplarsSelectionStrategy,
+                "dataloader": SupervisedPlugin}
+    built = made_by(group, cfg[group]) if group in cfg else None
+    assert built is None or isinstance(built, expected[group])
+    assert (built is None) == (group not in expected or option == "none")
 
 
 def test_benchmark_presets_set_their_protocol(tmp_path: Path):
@@ -77,45 +109,3 @@ def test_a_method_picks_its_memory_over_the_benchmark_preset(tmp_path: Path):
     assert cfg.strategy.train_mb_size == 100  # the preset's training sizes still apply
     cfg = compose_with(tmp_path, "strategy=naive", "buffer=reservoir")
     assert cfg.buffer._target_.endswith("ReservoirSamplingBuffer")  # the command line wins
-
-
-@pytest.mark.parametrize("group", ["model", "optimizer", "buffer", "selection", "dataloader"])
-def test_group_options_instantiate(tmp_path: Path, group: str):
-    import torch
-
-    from cl_runner.buffers import ExemplarsBuffer, ExemplarsSelectionStrategy
-    from cl_runner.core import SupervisedPlugin
-    from cl_runner.models import SimpleMLP
-
-    model = SimpleMLP(num_classes=10, input_size=64)
-    made = []
-    for g, option in OPTIONS:
-        if g != group:
-            continue
-        node = compose_with(tmp_path, f"{group}={option}")[group]
-        if not node.get("_target_"):
-            continue
-        fills = {"model": {"num_classes": 10, "input_size": 64, "in_channels": 1, "n_tasks": 5}}
-        kwargs = {k: v for k, v in fills.get(group, {}).items() if k in node}
-        obj = instantiate(node, **kwargs)
-        if group == "optimizer":
-            obj = obj(params=model.parameters())
-        elif group == "selection" and node.get("_partial_"):
-            obj = obj(model=model)
-        elif group == "dataloader":
-            obj = obj(mem_size=10, storage_policy=None)
-        made.append(obj)
-    expected = {"model": torch.nn.Module, "optimizer": torch.optim.Optimizer,
-                "buffer": ExemplarsBuffer, "selection": ExemplarsSelectionStrategy,
-                "dataloader": SupervisedPlugin}[group]
-    assert made and all(isinstance(obj, expected) for obj in made)
-
-
-@pytest.mark.parametrize("option", [o for g, o in OPTIONS if g == "strategy"])
-def test_strategy_options_name_a_strategy_class_with_their_keys(tmp_path: Path, option: str):
-    from cl_runner.training import SupervisedTemplate
-
-    cfg = compose_with(tmp_path, f"strategy={option}")
-    cls = get_class(cfg.strategy._target_)
-    assert issubclass(cls, SupervisedTemplate)
-    cls.check_args(**node_args(cfg.strategy))

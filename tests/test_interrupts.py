@@ -4,6 +4,7 @@ together. Every case ends with no run RUNNING, no step twice, a usable store. Sl
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,14 +117,17 @@ def test_sigkill_during_store_creation_never_breaks_the_store(tmp_path: Path):
     create = [sys.executable, "-c",
               "import sys; from cl_runner.tracking.store import prepare_experiment; "
               "prepare_experiment(sys.argv[1], 'cl_runner')", uri]
+    # a fresh cache: the first kills land while the empty-store template is being made
+    env = cl_env(root, {"XDG_CACHE_HOME": str(tmp_path / "cache")})
     started = time.monotonic()
-    subprocess.run(create, check=True, env=cl_env(root), timeout=120)
+    subprocess.run(create, check=True, env=env, timeout=120)
     full = time.monotonic() - started
+    shutil.rmtree(tmp_path / "cache")
     from cl_runner.tracking.store import store_problem
 
     for k in range(5):
         (root / "mlflow.db").unlink(missing_ok=True)
-        proc = subprocess.Popen(create, env=cl_env(root))
+        proc = subprocess.Popen(create, env=env)
         time.sleep(full * (0.4 + 0.15 * k))  # from mid-import to the end of table creation
         proc.kill()
         proc.wait()

@@ -301,6 +301,24 @@ def test_gss_scores_are_max_cosines_to_memory_subset_gradients_by_hand():
     assert strategy.model.weight.grad is None  # scoring leaves no gradient behind
 
 
+def test_gss_avalanche_bugs_mode_leaks_the_last_scoring_gradient_and_offers_replayed_samples():
+    torch.manual_seed(0)
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, -1.0]])
+    y = torch.tensor([0, 1, 0, 1])
+    data, strategy = gss_setup(x, y, torch.tensor([[0.3, -0.2], [0.1, 0.4]]))
+    plugin = GSS_greedyPlugin(mem_size=10, mem_strength=3, avalanche_bugs=True)
+    batch_of(strategy, data, [0, 1])
+    plugin.after_forward(strategy)
+    assert strategy.model.weight.grad is None  # first insertion: no scoring, nothing leaks
+    batch_of(strategy, data, [2, 3])
+    strategy.mbatch[4] = torch.tensor([True, False])  # row 3 is a replayed sample: offered too
+    plugin.after_forward(strategy)
+    assert plugin.rows[:4].tolist() == [0, 1, 2, 3]
+    last = nn.functional.cross_entropy(strategy.model(x[[3]]), y[[3]])
+    expected = torch.autograd.grad(last, strategy.model.weight)[0]
+    assert torch.allclose(strategy.model.weight.grad, expected, atol=1e-6)
+
+
 def test_gss_replaces_high_score_slots_when_the_batch_gradient_opposes_memory():
     torch.manual_seed(0)
     x = torch.tensor([[1.0, 0.0]] * 5)

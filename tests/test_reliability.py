@@ -80,8 +80,11 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path: Path):
     assert first != final_metrics(tmp_path / "c", 1)
 
 
-@pytest.mark.parametrize("buffer", ["parametric", "reservoir", "class_balanced",
-                                    "experience_balanced"])
+@pytest.mark.parametrize("buffer", [
+    "parametric", "reservoir",
+    pytest.param("class_balanced", marks=pytest.mark.slow),
+    pytest.param("experience_balanced", marks=pytest.mark.slow),
+])
 def test_resume_after_a_crash_gives_the_uninterrupted_matrix(tmp_path: Path, buffer: str):
     """Crash at experience 2, resume with the same config (the crashing loader allowed to
     differ): the matrix equals an uninterrupted run's, in the same folder and MLflow run."""
@@ -143,7 +146,7 @@ def test_an_older_checkpoint_format_is_refused_in_one_line(tmp_path: Path):
         run_here(tmp_path, "tracking=none", *FAST, "resume=true")
 
 
-@pytest.mark.parametrize("repeat", [pytest.param(i, marks=pytest.mark.slow) if i >= 2 else i
+@pytest.mark.parametrize("repeat", [pytest.param(i, marks=pytest.mark.slow) if i else i
                                     for i in range(20)])
 def test_interrupt_inside_an_mlflow_call_ends_the_run_killed(tmp_path, monkeypatch, repeat):
     """SIGINT sent from inside the writer's first metrics upload (the call the race hit),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from cl_runner.recording import read_metrics
 from tests.helpers import cl_run, history, local_store, run_here, runs_of
 
 N_EXP = 5
@@ -94,11 +95,11 @@ def test_stream_accuracy_matches_matrix_row_and_artifacts(default_run):
     ],
 )
 def test_each_buffer_option_runs(tmp_path: Path, overrides, final_size, run_name):
-    run_here(tmp_path, "strategy.train_epochs=1", *overrides)
-    uri = local_store(tmp_path)
-    (run,) = runs_of(uri)
-    assert run.info.status == "FINISHED" and run.info.run_name == run_name
-    assert history(uri, run.info.run_id, "buffer/size")[-1] == (N_EXP - 1, final_size)
+    result = run_here(tmp_path, "tracking=none", "strategy.train_epochs=1", *overrides)
+    assert result.status == "FINISHED" and result.name == run_name
+    lines = read_metrics(result.output_dir)
+    assert [line["step"] for line in lines] == list(range(N_EXP))
+    assert lines[-1]["buffer/size"] == final_size
 
 
 def test_replay_beats_fine_tuning(tmp_path: Path):
@@ -122,14 +123,12 @@ def test_replay_beats_fine_tuning(tmp_path: Path):
     ],
 )
 def test_loader_buffer_and_task_incremental_options(tmp_path: Path, overrides, group_metric):
-    run_here(tmp_path, "strategy.train_epochs=1", *overrides)
-    uri = local_store(tmp_path)
-    (run,) = runs_of(uri)
-    assert run.info.status == "FINISHED"
-    groups = [k for k in run.data.metrics if k.startswith(group_metric.rsplit("_", 1)[0] + "_")]
-    assert group_metric in run.data.metrics
-    final = {k: history(uri, run.info.run_id, k)[-1][1] for k in groups}
-    assert sum(final.values()) == history(uri, run.info.run_id, "buffer/size")[-1][1] == 200
+    result = run_here(tmp_path, "tracking=none", "strategy.train_epochs=1", *overrides)
+    assert result.status == "FINISHED"
+    last = read_metrics(result.output_dir)[-1]
+    groups = [k for k in last if k.startswith(group_metric.rsplit("_", 1)[0] + "_")]
+    assert group_metric in last
+    assert sum(last[k] for k in groups) == last["buffer/size"] == 200
 
 
 def test_task_incremental_multihead_beats_class_incremental_fine_tuning(tmp_path: Path):

@@ -150,7 +150,12 @@ print(json.dumps({"codes": codes, "torch": "torch._C" in sys.modules,
 
 
 def test_help_and_config_errors_answer_without_torch_or_mlflow(tmp_path):
-    cases = [["--help"], *[o for o, _, _ in BAD if o[0] != "resume=/no/such/run"]]
+    """One error of each kind, from each group's owner (schemas, targets' check_args, stream
+    checks, Hydra's composition, the sweep preflight), in one fresh interpreter."""
+    kinds = ("buffer.max_size=5", "buffer.groupby=label", "strategy=naive", "optimizer.lr=inf",
+             "model.input_size=10", "benchmark.n_experiences=3", "device=cuda",
+             "nosuchgroup=x", "buffer.max_size=[1,", "-m")
+    cases = [["--help"], *[o for o, _, _ in BAD if any(o[0].startswith(k) for k in kinds)]]
     env = {"CL_RUNNER_OUTPUT_ROOT": str(tmp_path), "PYTHONPATH": str(REPO), "PATH": "/usr/bin"}
     proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(cases)], capture_output=True,
                           text=True, env=env, timeout=300)

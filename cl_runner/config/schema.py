@@ -105,6 +105,7 @@ class RunSettings:
     name: Optional[str] = setting(None, NAME)  # noqa: UP045
     resume: Any = setting(False, RESUME)
     resume_allow_changes: list[str] = field(default_factory=list)
+    charts: bool = setting(True, BOOL)
 
 
 GROUP_NODES = ("benchmark", "model", "optimizer", "strategy", "buffer", "selection",

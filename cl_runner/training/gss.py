@@ -25,7 +25,9 @@ empty sequence, so its online runs stop at the second chunk); the snapshot holds
 slots only (Avalanche replays zero images labelled 0 from empty slots); ``batch_size_mem``
 can be set (Avalanche's loader default, 32, is the default). The memory holds storage
 indices, like every buffer here (a replayed sample is transformed again; ``input_size`` is
-accepted and unused).
+accepted and unused). ``avalanche_bugs=True`` reproduces the first two bugs on purpose (every
+sample of the joint batch is a candidate and sizes the memory subsets; the last scoring
+gradient is added to the update), to compare with Avalanche's numbers.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import lazy_loader as lazy
 
-from cl_runner.checks import NON_NEGATIVE_INT, POSITIVE_INT
+from cl_runner.checks import BOOL, NON_NEGATIVE_INT, POSITIVE_INT
 from cl_runner.core import SupervisedPlugin
 from cl_runner.training.mir import virtual_forward
 from cl_runner.training.strategy import SupervisedTemplate, default_evaluator
@@ -105,7 +107,8 @@ class GSS_greedyPlugin(SupervisedPlugin):  # noqa: N801 - Avalanche's class name
     """Greedy gradient-based sample selection into a memory of ``mem_size`` samples."""
 
     def __init__(self, mem_size: int = 200, mem_strength: int = 5,
-                 input_size: Sequence[int] = (), batch_size_mem: int = 32) -> None:
+                 input_size: Sequence[int] = (), batch_size_mem: int = 32,
+                 avalanche_bugs: bool = False) -> None:
         self.check_args(mem_size=mem_size, mem_strength=mem_strength,
                         batch_size_mem=batch_size_mem)
         self.mem_size, self.mem_strength = mem_size, mem_strength
@@ -115,6 +118,8 @@ class GSS_greedyPlugin(SupervisedPlugin):  # noqa: N801 - Avalanche's class name
         self.score = torch.zeros(mem_size)
         self.n = 0
         self.memory: ClassificationDataset | None = None  # snapshot of the filled slots
+        self.avalanche_bugs = avalanche_bugs
+        self._leak: list[Tensor] | None = None
 
     @classmethod
     def check_args(cls, mem_size: Any = 200, mem_strength: Any = 5, batch_size_mem: Any = 32,
@@ -182,16 +187,15 @@ class GSS_greedyPlugin(SupervisedPlugin):  # noqa: N801 - Avalanche's class name
     def after_forward(self, strategy: Any, **kwargs: Any) -> None:
         if not strategy.is_training or self.mem_size == 0:
             return
-        is_current = strategy.mbatch[4]
-        x, y, t = (strategy.mb_x[is_current], strategy.mb_y[is_current],
-                   strategy.mb_task_id[is_current])
-        rows = strategy.mbatch[3][is_current].to(self.rows.device)
-        b = len(y)
-        if b == 0:
+        chosen = slice(None) if self.avalanche_bugs else strategy.mbatch[4]
+        x, y, t = strategy.mb_x[chosen], strategy.mb_y[chosen], strategy.mb_task_id[chosen]
+        rows = strategy.mbatch[3][chosen].to(self.rows.device)
+        if len(y) == 0:
             return
         model = strategy.model
         modes = {m: m.training for m in model.modules()}
         model.eval()
+        self._leak = None
         try:
             if self.n < self.mem_size:
                 self._fill(strategy, x, y, t, rows)
@@ -200,6 +204,10 @@ class GSS_greedyPlugin(SupervisedPlugin):  # noqa: N801 - Avalanche's class name
         finally:
             for module, mode in modes.items():
                 module.train(mode)
+        if self._leak is not None:  # Avalanche's last scoring gradient joins the update
+            params = [p for p in model.parameters() if p.requires_grad]
+            for p, block in zip(params, self._leak, strict=True):
+                p.grad = block.reshape(p.shape).clone()
 
     def _fill(self, strategy: Any, x: Tensor, y: Tensor, t: Tensor, rows: Tensor) -> None:
         b = len(y)
@@ -212,6 +220,7 @@ class GSS_greedyPlugin(SupervisedPlugin):  # noqa: N801 - Avalanche's class name
             per_sample = self._batch_grads(strategy, x.unsqueeze(1), y.unsqueeze(1),
                                            t.unsqueeze(1))
             scores = max_cosine(per_sample, references).to(self.score.device)
+            self._leak = [g[-1] for g in per_sample] if self.avalanche_bugs else None
         self.rows[self.n : self.n + k] = rows
         self.score[self.n : self.n + k] = scores
         self.n += k
@@ -220,6 +229,8 @@ class GSS_greedyPlugin(SupervisedPlugin):  # noqa: N801 - Avalanche's class name
         b = len(y)
         references = self._memory_grads(strategy, b)
         batch_grad = self._batch_grads(strategy, x.unsqueeze(0), y.unsqueeze(0), t.unsqueeze(0))
+        if self.avalanche_bugs:
+            self._leak = [g[0] for g in batch_grad]
         if not bool(max_cosine(batch_grad, references)[0] < 0):
             return
         score = self.score[: self.n]
@@ -228,9 +239,12 @@ class GSS_greedyPlugin(SupervisedPlugin):  # noqa: N801 - Avalanche's class name
         if k == 0:
             return
         candidates = torch.multinomial(weights, k, replacement=False)
-        per_sample = self._batch_grads(strategy, x[:k].unsqueeze(1), y[:k].unsqueeze(1),
-                                       t[:k].unsqueeze(1))
-        new = max_cosine(per_sample, references).to(score.device)
+        scored = b if self.avalanche_bugs else k  # Avalanche scores the whole batch
+        per_sample = self._batch_grads(strategy, x[:scored].unsqueeze(1),
+                                       y[:scored].unsqueeze(1), t[:scored].unsqueeze(1))
+        if self.avalanche_bugs:
+            self._leak = [g[-1] for g in per_sample]
+        new = max_cosine(per_sample, references)[:k].to(score.device)
         odds = torch.stack([(new + 1) / 2, (score[candidates] + 1) / 2], dim=1).clamp(min=0)
         odds[:, 0] += odds.sum(1) == 0  # both scores -1: keep the memory sample
         replace = torch.multinomial(odds, 1).squeeze(1).bool()
@@ -272,15 +286,18 @@ class GSS_greedy(SupervisedTemplate):  # noqa: N801 - Avalanche's class name
         peval_mode: str = "epoch",
         *,
         batch_size_mem: int = 32,
+        avalanche_bugs: bool = False,
     ) -> None:
-        self.gss = GSS_greedyPlugin(mem_size, mem_strength, input_size, batch_size_mem)
+        self.gss = GSS_greedyPlugin(mem_size, mem_strength, input_size, batch_size_mem,
+                                    avalanche_bugs)
         # the method's plugin runs first (see cl_runner.training.rehearsal)
         super().__init__(model, optimizer, criterion, train_mb_size, train_epochs, eval_mb_size,
                          device, [self.gss, *(plugins or [])], evaluator, eval_every, peval_mode)
 
     @classmethod
     def check_args(cls, mem_size: Any = 200, mem_strength: Any = 1, batch_size_mem: Any = 32,
-                   input_size: Any = (), **args: Any) -> None:
+                   input_size: Any = (), avalanche_bugs: Any = False, **args: Any) -> None:
         GSS_greedyPlugin.check_args(mem_size=mem_size, mem_strength=mem_strength,
                                     batch_size_mem=batch_size_mem)
+        BOOL("avalanche_bugs", avalanche_bugs)
         super().check_args(**args)
