@@ -62,7 +62,8 @@ from cl_runner.training import Naive
 # Avalanche 0.6.0, `inspect.signature` of each name (``self`` dropped). ``name=`` has a default;
 # after ``*`` keyword-only; ``**kwargs`` must be accepted too (torch DataLoader arguments).
 # Strategies are keyword-only in Avalanche but accept the same order positionally (legacy
-# calls); rows marked LEGACY are checked in that order. Methods' strategies add their rows.
+# calls); rows marked LEGACY are checked in that order. Strategies' ``**kwargs`` (what
+# Avalanche forwards to the template: ``peval_mode``) are explicit parameters here.
 AVALANCHE = {
     # benchmarks
     "SplitMNIST": "n_experiences, *, return_task_id=, seed=, fixed_class_order=, shuffle=, "
@@ -130,6 +131,43 @@ AVALANCHE = {
              "eval_mb_size=, device=, plugins=, evaluator=, eval_every=",
     "Replay": "LEGACY model, optimizer, criterion, mem_size=, train_mb_size=, train_epochs=, "
               "eval_mb_size=, device=, plugins=, evaluator=, eval_every=",
+    "ER_ACE": "LEGACY model, optimizer, criterion=, mem_size=, batch_size_mem=, train_mb_size=, "
+              "train_epochs=, eval_mb_size=, device=, plugins=, evaluator=, eval_every=, "
+              "peval_mode=",
+    "DER": "LEGACY model, optimizer, criterion=, mem_size=, batch_size_mem=, alpha=, beta=, "
+           "train_mb_size=, train_epochs=, eval_mb_size=, device=, plugins=, evaluator=, "
+           "eval_every=, peval_mode=",
+    "GDumb": "LEGACY model, optimizer, criterion, mem_size=, train_mb_size=, train_epochs=, "
+             "eval_mb_size=, device=, plugins=, evaluator=, eval_every=",
+    "ICaRL": "LEGACY feature_extractor, classifier, optimizer, memory_size, buffer_transform, "
+             "fixed_memory, train_mb_size=, train_epochs=, eval_mb_size=, device=, plugins=, "
+             "evaluator=, eval_every=",
+    "AGEM": "LEGACY model, optimizer, criterion, patterns_per_exp, sample_size=, train_mb_size=, "
+            "train_epochs=, eval_mb_size=, device=, plugins=, evaluator=, eval_every=",
+    "BiC": "LEGACY model, optimizer, criterion, mem_size=, val_percentage=, T=, stage_2_epochs=, "
+           "lamb=, lr=, train_mb_size=, train_epochs=, eval_mb_size=, device=, plugins=, "
+           "evaluator=, eval_every=",
+    "MIR": "LEGACY model, optimizer, criterion, mem_size, subsample, batch_size_mem=, "
+           "train_mb_size=, train_epochs=, eval_mb_size=, device=, plugins=, evaluator=, "
+           "eval_every=",
+    "GSS_greedy": "LEGACY model, optimizer, criterion, mem_size=, mem_strength=, input_size=, "
+                  "train_mb_size=, train_epochs=, eval_mb_size=, device=, plugins=, evaluator=, "
+                  "eval_every=",
+    "SCR": "LEGACY model, optimizer, augmentations=, mem_size=, temperature=, train_mb_size=, "
+           "batch_size_mem=, train_epochs=, eval_mb_size=, device=, plugins=, evaluator=, "
+           "eval_every=, peval_mode=",
+    "OnlineNaive": "LEGACY model, optimizer, criterion=, train_passes=, train_mb_size=, "
+                   "eval_mb_size=, device=, plugins=, evaluator=, eval_every=",
+    "AGEMPlugin": "patterns_per_experience, sample_size",
+    "GDumbPlugin": "mem_size=",
+    "MIRPlugin": "batch_size_mem, mem_size=, subsample=",
+    "GSS_greedyPlugin": "mem_size=, mem_strength=, input_size=",
+    "BiCPlugin": "mem_size=, batch_size=, batch_size_mem=, task_balanced_dataloader=, "
+                 "storage_policy=, val_percentage=, T=, stage_2_epochs=, lamb=, lr=, "
+                 "num_workers=, verbose=",
+    "NCMClassifier": "normalize=",
+    "SCRModel": "feature_extractor, projection",
+    "TrainEvalModel": "feature_extractor, train_classifier, eval_classifier",
     "SupervisedTemplate.train": "experiences, eval_streams=, **kwargs",
     "SupervisedTemplate.eval": "exp_list, **kwargs",
     "ReplayPlugin": "mem_size=, batch_size=, batch_size_mem=, task_balanced_dataloader=, "

@@ -9,8 +9,9 @@ import lazy_loader as lazy
 __getattr__, __dir__, __all__ = lazy.attach(
     __name__,
     submod_attrs={
-        "networks": ["MultiHeadClassifier", "MultiHeadMLP", "MultiHeadNetwork", "MultiTaskModule",
-                     "SimpleCNN", "SimpleMLP", "flat_size"],
+        "networks": ["BiasLayer", "MultiHeadClassifier", "MultiHeadMLP", "MultiHeadNetwork",
+                     "MultiTaskModule", "NCMClassifier", "SCRModel", "SimpleCNN", "SimpleMLP",
+                     "TrainEvalModel", "flat_size"],
         "tasks": ["forward_with_tasks"],
     },
 )

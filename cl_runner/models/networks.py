@@ -246,7 +246,7 @@ class SCRModel(nn.Module):
     in training mode the ``projection`` of them (not re-normalised), in eval mode the nearest
     class mean scores (``ncm``, an ``NCMClassifier`` on the normalised features)."""
 
-    def __init__(self, feature_extractor: nn.Module, projection: nn.Module,
+    def __init__(self, feature_extractor: nn.Module, projection: nn.Module, *,
                  num_classes: int | None = None) -> None:
         super().__init__()
         self.feature_extractor = feature_extractor

@@ -107,7 +107,7 @@ class GSS_greedyPlugin(SupervisedPlugin):  # noqa: N801 - Avalanche's class name
     """Greedy gradient-based sample selection into a memory of ``mem_size`` samples."""
 
     def __init__(self, mem_size: int = 200, mem_strength: int = 5,
-                 input_size: Sequence[int] = (), batch_size_mem: int = 32,
+                 input_size: Sequence[int] = (), *, batch_size_mem: int = 32,
                  avalanche_bugs: bool = False) -> None:
         self.check_args(mem_size=mem_size, mem_strength=mem_strength,
                         batch_size_mem=batch_size_mem)
@@ -288,8 +288,8 @@ class GSS_greedy(SupervisedTemplate):  # noqa: N801 - Avalanche's class name
         batch_size_mem: int = 32,
         avalanche_bugs: bool = False,
     ) -> None:
-        self.gss = GSS_greedyPlugin(mem_size, mem_strength, input_size, batch_size_mem,
-                                    avalanche_bugs)
+        self.gss = GSS_greedyPlugin(mem_size, mem_strength, input_size,
+                                    batch_size_mem=batch_size_mem, avalanche_bugs=avalanche_bugs)
         # the method's plugin runs first (see cl_runner.training.rehearsal)
         super().__init__(model, optimizer, criterion, train_mb_size, train_epochs, eval_mb_size,
                          device, [self.gss, *(plugins or [])], evaluator, eval_every, peval_mode)

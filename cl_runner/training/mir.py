@@ -63,7 +63,7 @@ class MIRPlugin(SupervisedPlugin):
     ``storage_policy``: the memory (default ``ClassBalancedBuffer(mem_size)``).
     """
 
-    def __init__(self, batch_size_mem: int, mem_size: int = 200, subsample: int = 200,
+    def __init__(self, batch_size_mem: int, mem_size: int = 200, subsample: int = 200, *,
                  storage_policy: Any = None) -> None:
         self.check_args(batch_size_mem=batch_size_mem, subsample=subsample)
         from cl_runner.buffers import ClassBalancedBuffer
@@ -154,9 +154,8 @@ class MIR(RehearsalTemplate):
         model: Any,
         optimizer: Any,
         criterion: Any = None,
-        *,
-        mem_size: int,
-        subsample: int,
+        mem_size: int = 200,
+        subsample: int = 200,
         batch_size_mem: int = 1,
         train_mb_size: int = 1,
         train_epochs: int = 1,
@@ -166,9 +165,10 @@ class MIR(RehearsalTemplate):
         evaluator: Any = default_evaluator,
         eval_every: int = -1,
         peval_mode: str = "epoch",
+        *,
         storage_policy: Any = None,
     ) -> None:
-        self.mir = MIRPlugin(batch_size_mem, mem_size, subsample, storage_policy)
+        self.mir = MIRPlugin(batch_size_mem, mem_size, subsample, storage_policy=storage_policy)
         self.storage_policy = self.mir.storage_policy
         # the method's plugin runs first, as in cl_runner.training.rehearsal (Avalanche
         # appends it): the caller's plugins see the loss with the replayed term
