@@ -73,11 +73,12 @@ class MultiHeadClassifier(MultiTaskModule):
     Heads have ``initial_out_features`` outputs. ``adaptation(experience)`` (Avalanche's model
     adaptation) adds a head for each new task label of the experience, widens a head to the
     experience's largest class id + 1, and, with ``masking``, marks the experience's classes
-    as the head's active units: the others output ``mask_value``. cl_runner's strategies do
-    not call ``adaptation``; ``n_tasks`` (ours, keyword-only) creates heads for tasks
-    ``0..n_tasks-1`` up front so optimizers see them, and a head never adapted masks nothing
-    (Avalanche would mask all its units). Outputs of heads of different widths are padded to
-    the widest with ``mask_value`` (0 without masking).
+    as the head's active units: the others output ``mask_value``. Strategies call it before
+    each experience (in eval mode it marks no units). ``n_tasks`` (ours,
+    keyword-only) creates heads for tasks ``0..n_tasks-1`` up front so optimizers see them
+    from the start; a head never adapted masks nothing (Avalanche would mask all its units).
+    Outputs of heads of different widths are padded to the widest with ``mask_value`` (0
+    without masking). The active units are part of the state dict (``_extra_state``).
     """
 
     def __init__(
@@ -98,7 +99,8 @@ class MultiHeadClassifier(MultiTaskModule):
         self.heads[str(task)] = nn.Linear(self.in_features, width)
 
     def adaptation(self, experience: object) -> None:
-        """Heads and active units for ``experience``'s task labels and classes."""
+        """Heads wide enough for ``experience``'s task labels and classes, and (in training
+        mode) its classes as active units."""
         classes = [int(c) for c in experience.classes_in_this_experience]
         width = max([self.initial_out_features, *(c + 1 for c in classes)])
         for task in experience.task_labels:
@@ -112,7 +114,14 @@ class MultiHeadClassifier(MultiTaskModule):
                     wider.weight[: head.out_features] = head.weight
                     wider.bias[: head.out_features] = head.bias
                 self.heads[key] = wider
-            self._active.setdefault(key, set()).update(classes)
+            if self.training:
+                self._active.setdefault(key, set()).update(classes)
+
+    def get_extra_state(self) -> dict[str, list[int]]:
+        return {key: sorted(units) for key, units in self._active.items()}
+
+    def set_extra_state(self, state: dict[str, list[int]]) -> None:
+        self._active = {key: set(units) for key, units in state.items()}
 
     def forward_single_task(self, x: Tensor, task_label: int) -> Tensor:
         key = str(int(task_label))
@@ -139,17 +148,18 @@ class MultiHeadClassifier(MultiTaskModule):
 
 
 class MultiHeadNetwork(MultiTaskModule):
-    """A shared trunk (``features``) and a ``MultiHeadClassifier`` with one head per task.
+    """A shared trunk (``features``) and a masking ``MultiHeadClassifier`` with one head per
+    task, as Avalanche's ``MTSimpleMLP``.
 
     Heads are created up front (``n_tasks``) so optimizers see every parameter from the start.
-    Each head outputs ``num_classes`` logits (global class ids), so targets need no remapping.
+    Each head outputs ``num_classes`` logits (global class ids), so targets need no remapping;
+    a head's units outside the classes it was trained on output ``mask_value``.
     """
 
     def __init__(self, trunk: nn.Module, feature_size: int, num_classes: int, n_tasks: int) -> None:
         super().__init__()
         self.features = trunk
-        self.classifier = MultiHeadClassifier(feature_size, num_classes, masking=False,
-                                              n_tasks=n_tasks)
+        self.classifier = MultiHeadClassifier(feature_size, num_classes, n_tasks=n_tasks)
 
     def forward(self, x: Tensor, task_labels: Tensor) -> Tensor:
         return self.classifier(self.features(x), task_labels)

@@ -27,11 +27,12 @@ REINIT = one_of(("initial", "random"))
 
 def reset_model(model: Any, optimizer: Any, initial: Mapping[str, Any] | None) -> None:
     """Give ``model`` fresh weights in place (the optimizer keeps its parameters) and drop
-    the optimizer's state: the ``initial`` state dict, or a new random draw (every submodule's
-    ``reset_parameters``) when it is None."""
+    the optimizer's state: the ``initial`` tensors, or a new random draw (every submodule's
+    ``reset_parameters``) when it is None. Non-tensor state (a multi-head classifier's active
+    units) is kept, as Avalanche keeps adapting its initial model."""
     with torch.no_grad():
         if initial is not None:
-            model.load_state_dict(initial)
+            model.load_state_dict({**model.state_dict(), **initial})
         else:
             for module in model.modules():
                 if hasattr(module, "reset_parameters"):
@@ -62,7 +63,8 @@ class GDumbPlugin(SupervisedPlugin):
     def before_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         if self.init_model is None:
             self.init_model = {k: v.detach().clone()
-                               for k, v in strategy.model.state_dict().items()}
+                               for k, v in strategy.model.state_dict().items()
+                               if torch.is_tensor(v)}
             return
         initial = self.init_model if self.reinit == "initial" else None
         reset_model(strategy.model, strategy.optimizer, initial)

@@ -185,6 +185,7 @@ class SupervisedTemplate:
 
         self.model = model
         self.optimizer = optimizer
+        self._optimized_params = list(model.parameters())
         self._criterion = criterion if criterion is not None else torch.nn.CrossEntropyLoss()
         self.train_mb_size = train_mb_size
         self.train_epochs = train_epochs
@@ -310,6 +311,7 @@ class SupervisedTemplate:
         self.adapted_dataset = self.experience.dataset.train()
         self._dispatch("after_train_dataset_adaptation", self, **kwargs)
         self.make_train_dataloader(**kwargs)
+        self.check_model_and_optimizer()
         self._dispatch("before_training_exp", self, **kwargs)
         for _ in range(self.train_epochs):
             self._dispatch("before_training_epoch", self, **kwargs)
@@ -319,6 +321,36 @@ class SupervisedTemplate:
             self.training_epoch(**kwargs)
             self._dispatch("after_training_epoch", self, **kwargs)
         self._dispatch("after_training_exp", self, **kwargs)
+
+    def model_adaptation(self, model: nn.Module | None = None) -> nn.Module:
+        """Avalanche's dynamic modules: every submodule with an ``adaptation(experience)``
+        method (``MultiHeadClassifier``) grows its heads or masks for the current experience."""
+        model = self.model if model is None else model
+        for module in list(model.modules()):
+            adapt = getattr(module, "adaptation", None)
+            if callable(adapt):
+                adapt(self.experience)
+        return model.to(self.device)
+
+    def check_model_and_optimizer(self) -> None:
+        """Model adaptation, then the optimizer follows the parameters that appeared or were
+        replaced since the last training experience (Avalanche's ``update_optimizer``): new
+        ones join the first parameter group, replaced ones leave it with their state."""
+        self.model = self.model_adaptation()
+        params = list(self.model.parameters())
+        now, before = {id(p) for p in params}, {id(p) for p in self._optimized_params}
+        if now != before:
+            gone = before - now
+            in_optimizer = set()
+            for group in self.optimizer.param_groups:
+                for p in group["params"]:
+                    if id(p) in gone:
+                        self.optimizer.state.pop(p, None)
+                group["params"] = [p for p in group["params"] if id(p) not in gone]
+                in_optimizer.update(id(p) for p in group["params"])
+            self.optimizer.param_groups[0]["params"].extend(
+                p for p in params if id(p) not in before and id(p) not in in_optimizer)
+        self._optimized_params = params
 
     def make_train_dataloader(
         self, num_workers: int = 0, shuffle: bool = True, drop_last: bool = False, **kwargs: Any
@@ -401,6 +433,7 @@ class SupervisedTemplate:
         self.adapted_dataset = self.experience.dataset.eval()
         self._dispatch("after_eval_dataset_adaptation", self, **kwargs)
         self.dataloader = TensorDataLoader(self.adapted_dataset, batch_size=self.eval_mb_size)
+        self.model = self.model_adaptation()
         self._dispatch("before_eval_exp", self, **kwargs)
         dispatch = self._dispatch
         for batch in self.dataloader:
