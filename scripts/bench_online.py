@@ -68,7 +68,8 @@ COMMON = ["benchmark=split_fmnist", "protocol=online", "model=mlp", "model.hidde
 METHODS = {
     "er": ["strategy=replay", "buffer=reservoir", "buffer.max_size=1000",
            "dataloader.batch_size_mem=10"],
-    "er_ace": ["strategy=er_ace", "buffer.max_size=1000", "strategy.batch_size_mem=10"],
+    "er_ace": ["strategy=er_ace", "buffer=class_balanced", "buffer.max_size=1000",
+               "strategy.batch_size_mem=10"],
     "mir": ["strategy=mir", "buffer.max_size=1000", "strategy.subsample=50",
             "strategy.batch_size_mem=10"],
     "gss_greedy": ["strategy=gss_greedy", "strategy.mem_size=1000", "strategy.mem_strength=10",

@@ -426,6 +426,20 @@ def test_protocol_options_compose_validate_and_refuse_what_cannot_work(tmp_path:
         validate(compose_config(tmp_path, "protocol=online", f"strategy={option}"))
 
 
+@pytest.mark.parametrize("strategy", ["er_ace", "der", "derpp"])
+def test_online_er_ace_and_der_replay_from_a_reservoir_unless_told_otherwise(tmp_path, strategy):
+    from tests.helpers import compose_config
+
+    def memory(*overrides):
+        return compose_config(tmp_path, f"strategy={strategy}", *overrides).buffer._target_
+
+    assert memory().endswith(".ClassBalancedBuffer")  # offline: Avalanche's memory
+    assert memory("protocol=online").endswith(".ReservoirSamplingBuffer")
+    assert memory("protocol=online", "buffer=class_balanced").endswith(".ClassBalancedBuffer")
+    assert memory("benchmark=split_fmnist", "protocol=online").endswith(".ReservoirSampling"
+                                                                       "Buffer")
+
+
 # -- the runner, in-process -----------------------------------------------------------------------
 ONLINE = ("protocol=online", "benchmark.n_experiences=5", "protocol.experience_size=20")
 TIMES = ("time/", "train/samples_per_s", "train/steps_per_s")
