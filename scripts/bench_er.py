@@ -48,7 +48,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench_tables import table  # scripts/ is on sys.path when a script in it runs
+from bench_tables import result_line, table  # scripts/ is on sys.path when a script in it runs
 
 HERE = Path(__file__).resolve().parent
 MIRROR = "/usr/share/datasets/fashion-mnist"
@@ -80,12 +80,6 @@ def run_process(cmd: list[str], env: dict[str, str], log: Path) -> Run:
     proc.returncode = os.waitstatus_to_exitcode(status)
     return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode)
 
-
-def result_line(log: Path) -> dict:
-    for line in reversed(log.read_text().splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"no RESULT line in {log}:\n{log.read_text()[-3000:]}")
 
 
 class Bench:

@@ -56,7 +56,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_tables import table  # scripts/ is on sys.path when a script in it runs
+from bench_tables import result_line, table  # scripts/ is on sys.path when a script in it runs
 
 HERE = Path(__file__).resolve().parent
 MIRROR = "/usr/share/datasets/fashion-mnist"
@@ -94,12 +94,6 @@ runpy.run_path(script, run_name="__main__")
 def load() -> float:
     return os.getloadavg()[0]
 
-
-def result_line(log: Path) -> dict:
-    for line in reversed(log.read_text().splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"no RESULT line in {log}:\n{log.read_text()[-3000:]}")
 
 
 class Bench:

@@ -41,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_tables import table  # scripts/ is on sys.path when a script in it runs
+from bench_tables import result_line, table  # scripts/ is on sys.path when a script in it runs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -132,23 +132,11 @@ def worker(method: str, seed: int, args: argparse.Namespace, work: Path) -> None
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def result_line(text: str) -> dict | None:
-    for line in reversed(text.splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    return None
-
-
 def run(cmd: list[str], log: Path, env: dict[str, str]) -> dict:
     """Run one process to completion; its RESULT (or an error record)."""
     with open(log, "w") as out:
         proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-    result = result_line(log.read_text())
-    if result is None:
-        tail = log.read_text()[-2000:]
-        raise RuntimeError(f"no RESULT from {' '.join(cmd)} (exit {proc.returncode}), see "
-                           f"{log}:\n{tail}")
-    return result
+    return result_line(log, f" from {' '.join(cmd)} (exit {proc.returncode})")
 
 
 def avalanche_available(python: str | None) -> bool:

@@ -1,6 +1,19 @@
-"""Aligned-text and Markdown renderings of one table, for the benchmark scripts' output."""
+"""What the benchmark scripts share: reading a measuring process's ``RESULT`` line, and
+aligned-text and Markdown renderings of one table."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def result_line(log: Path, source: str = "") -> dict:
+    """The JSON of the last ``RESULT {...}`` line a measuring process wrote to ``log``."""
+    text = log.read_text()
+    for line in reversed(text.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"no RESULT line{source} in {log}:\n{text[-3000:]}")
 
 
 def table(headers: list[str], rows: list[list]) -> tuple[str, str]:

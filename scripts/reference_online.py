@@ -1,7 +1,8 @@
 """Hand-written online experience replay on Split Fashion-MNIST: the yardstick for
 ``cl-run protocol=online``.
 
-What a researcher would write without a framework, in tensors: decode the gzipped IDX files,
+What a researcher would write without a framework, in tensors: decode the gzipped IDX files
+(as scripts/reference_er.py),
 normalise once, split the classes with cl_runner's class order, cut every experience into
 shuffled chunks of 10 samples, and for every chunk take one SGD step (lr 0.1) of a SimpleMLP
 (784-512-10, dropout 0.5) on the 10 incoming samples plus 10 samples drawn from a 1000-sample
@@ -24,30 +25,14 @@ eval_samples_per_s, final_avg_acc and the final accuracies.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual spelling
+from reference_er import load  # the same decoding (scripts/ is on sys.path)
 from torch import nn
-
-MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST, as cl_runner's SplitFMNIST
-
-
-def read_idx(path: Path, header: int) -> torch.Tensor:
-    with gzip.open(path, "rb") as f:
-        return torch.from_numpy(np.frombuffer(f.read(), np.uint8, offset=header).copy())
-
-
-def load(folder: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
-    x = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz", 16).view(-1, 1, 28, 28)
-    y = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", 8).long()
-    scale = torch.tensor(1.0 / (255.0 * STD)).view(1, 1, 1, 1)
-    shift = torch.tensor(-MEAN / STD).view(1, 1, 1, 1)
-    return torch.addcmul(shift, x.float(), scale), y
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, exps: list[torch.Tensor],
