@@ -228,9 +228,6 @@ def _run(
 ) -> RunResult:
     from hydra.utils import instantiate
 
-    from cl_runner.experiment import buffer_metrics, build
-    from cl_runner.training.guards import FiniteLossGuard
-
     state = plan.checkpoint
     with InterruptGuard() as guard:
         with guard.protected():
@@ -242,6 +239,10 @@ def _run(
         progress = StreamProgress() if protocol.online else ProgressPlugin()
         threads = _set_threads(protocol.num_threads)
         try:
+            # torch is imported only now: the writer imports MLflow on the other core meanwhile
+            from cl_runner.experiment import buffer_metrics, build
+            from cl_runner.training.guards import FiniteLossGuard
+
             anytime = AnytimeRecorder(protocol, folder, guard)
             triggers = [anytime.trigger()] if anytime.enabled and not protocol.online else []
             parts = build(cfg, plugins=[FiniteLossGuard(), progress, *triggers])

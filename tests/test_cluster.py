@@ -130,7 +130,10 @@ def test_sweep_on_slurm_scancel_and_resume(cluster, server, tmp_path):
         assert job, "the paused job did not run under SLURM"
         subprocess.run(["scancel", job], env={**os.environ, **cluster}, check=True, timeout=60)
         wait_until(lambda: statuses(server) == ["FINISHED"] * 3 + ["KILLED"],
-                   "3 FINISHED runs and the cancelled one KILLED")
+                   "3 FINISHED runs and the cancelled one KILLED", timeout=480)
+        # the writer marks the run KILLED before the job exits; srun logs the exit after it
+        wait_until(lambda: "Exited with exit code" in job_logs(tmp_path, f"{job}_0_log.err"),
+                   "srun to log the cancelled job's exit", timeout=120)
     finally:
         # the launcher notices a cancelled job only when it next polls SLURM (up to minutes)
         # and then fails the sweep; the other jobs are independent of it

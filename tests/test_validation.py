@@ -144,8 +144,10 @@ for argv in json.loads(sys.argv[1]):
         cli.main()
     except SystemExit as exc:
         codes.append(exc.code)
-print(json.dumps({"codes": codes, "torch": "torch._C" in sys.modules,
-                  "mlflow": "mlflow" in sys.modules}))
+torch_before = "torch._C" in sys.modules
+import cl_runner.run  # starts the MLflow writer process before it imports torch
+print(json.dumps({"codes": codes, "torch": torch_before, "mlflow": "mlflow" in sys.modules,
+                  "runner_torch": "torch._C" in sys.modules}))
 """
 
 
@@ -162,3 +164,5 @@ def test_help_and_config_errors_answer_without_torch_or_mlflow(tmp_path):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["codes"] == [0] + [2] * (len(cases) - 1)
     assert result["torch"] is False and result["mlflow"] is False
+    # the runner itself loads without torch: its writer imports MLflow while it imports torch
+    assert result["runner_torch"] is False

@@ -1,52 +1,21 @@
-"""Metrics (standalone and plugin), the evaluation plugin, loggers and the accuracy matrix."""
+"""Metrics (standalone and plugin), the evaluation plugin, loggers and the accuracy matrix.
 
-from cl_runner.evaluation.loggers import InteractiveLogger, TextLogger
-from cl_runner.evaluation.metrics import (
-    ExperienceBWT,
-    ExperienceForgetting,
-    MetricValue,
-    PluginMetric,
-    StreamBWT,
-    StreamForgetting,
-    accuracy_metrics,
-    bwt_metrics,
-    forgetting_metrics,
-    loss_metrics,
-    timing_metrics,
-)
-from cl_runner.evaluation.plugin import EvaluationPlugin
-from cl_runner.evaluation.standalone import (
-    BWT,
-    Accuracy,
-    ElapsedTime,
-    Forgetting,
-    LossMetric,
-    Mean,
-    TaskAwareAccuracy,
-    TaskAwareLoss,
-)
+The metric modules need torch and are imported on first use, so that the runner's torch-free
+parts (``matrix``, ``measurements``, ``anytime``) load without it: ``cl-run`` starts its MLflow
+writer process before torch is imported, and the two imports overlap on two cores.
+"""
 
-__all__ = [
-    "BWT",
-    "Accuracy",
-    "ElapsedTime",
-    "EvaluationPlugin",
-    "ExperienceBWT",
-    "ExperienceForgetting",
-    "Forgetting",
-    "InteractiveLogger",
-    "LossMetric",
-    "Mean",
-    "MetricValue",
-    "PluginMetric",
-    "StreamBWT",
-    "StreamForgetting",
-    "TaskAwareAccuracy",
-    "TaskAwareLoss",
-    "TextLogger",
-    "accuracy_metrics",
-    "bwt_metrics",
-    "forgetting_metrics",
-    "loss_metrics",
-    "timing_metrics",
-]
+import lazy_loader as lazy
+
+__getattr__, __dir__, __all__ = lazy.attach(
+    __name__,
+    submod_attrs={
+        "loggers": ["InteractiveLogger", "TextLogger"],
+        "metrics": ["ExperienceBWT", "ExperienceForgetting", "MetricValue", "PluginMetric",
+                    "StreamBWT", "StreamForgetting", "accuracy_metrics", "bwt_metrics",
+                    "forgetting_metrics", "loss_metrics", "timing_metrics"],
+        "plugin": ["EvaluationPlugin"],
+        "standalone": ["BWT", "Accuracy", "ElapsedTime", "Forgetting", "LossMetric", "Mean",
+                       "TaskAwareAccuracy", "TaskAwareLoss"],
+    },
+)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cl_runner.evaluation.collectors import ExperienceStats
 from cl_runner.evaluation.matrix import AccuracyMatrix
+
+if TYPE_CHECKING:  # the collectors need torch; the runner imports this module before torch
+    from cl_runner.evaluation.collectors import ExperienceStats
 
 
 class Measurements:

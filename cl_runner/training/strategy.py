@@ -325,12 +325,16 @@ class SupervisedTemplate:
     def model_adaptation(self, model: nn.Module | None = None) -> nn.Module:
         """Avalanche's dynamic modules: every submodule with an ``adaptation(experience)``
         method (``MultiHeadClassifier``) grows its heads or masks for the current experience."""
-        model = self.model if model is None else model
+        given, model = model is not None, self.model if model is None else model
+        adapted = False
         for module in list(model.modules()):
             adapt = getattr(module, "adaptation", None)
             if callable(adapt):
                 adapt(self.experience)
-        return model.to(self.device)
+                adapted = True
+        # train() and eval() put the strategy's model on the device; only a model passed in,
+        # or one that adapted (new heads), needs moving here: this runs for every chunk online
+        return model.to(self.device) if given or adapted else model
 
     def check_model_and_optimizer(self) -> None:
         """Model adaptation, then the optimizer follows the parameters that appeared or were
@@ -338,6 +342,9 @@ class SupervisedTemplate:
         ones join the first parameter group, replaced ones leave it with their state."""
         self.model = self.model_adaptation()
         params = list(self.model.parameters())
+        if len(params) == len(self._optimized_params) and all(
+                p is q for p, q in zip(params, self._optimized_params, strict=True)):
+            return
         now, before = {id(p) for p in params}, {id(p) for p in self._optimized_params}
         if now != before:
             gone = before - now
