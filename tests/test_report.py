@@ -166,3 +166,26 @@ def test_sweep_tag_of_a_missing_folder_is_taken_verbatim(tmp_path):
     assert report.queries([], "params.seed = '1'") == ["params.seed = '1'"]
     assert report.queries(["/x"], "params.seed = '1'")[0] == (
         "tags.`sweep` = '/x' and params.seed = '1'")
+
+
+@pytest.mark.slow
+def test_a_sweep_over_methods_reports_each_method_and_size(tmp_path: Path, capsys):
+    """The replay-family issue's method sweep, shrunk: 5 methods x 2 sizes x 2 seeds."""
+    from tests.helpers import cl_run, local_store
+
+    methods = ("replay", "er_ace", "derpp", "icarl", "gdumb")
+    cl_run(tmp_path, "-m", f"strategy={','.join(methods)}", "buffer.max_size=50,100",
+           "seed=0,1", "strategy.train_epochs=1", "charts=false", timeout=900)
+    runs = [report.RunRecord.from_mlflow(r)
+            for r in report.finished_runs(local_store(tmp_path), "cl_runner", [])]
+    rows = report.summarize(runs)
+    assert sorted((r.method, r.max_size) for r in rows) == sorted(
+        (m, s) for m in methods for s in (50, 100))
+    assert all(len(r.runs) == 2 and not r.duplicates for r in rows)  # seeds 0 and 1
+    lines, baselines = report.plot_lines(rows, "size")
+    assert sorted(label.split()[0] for label in lines) == sorted(methods)  # a line per method
+    assert all([x for x, _, _ in points] == [50.0, 100.0] for points in lines.values())
+    assert not baselines
+    report.main(["--output-root", str(tmp_path), "--out", str(tmp_path / "report")])
+    assert (tmp_path / "report" / "accuracy_vs_buffer_size.png").stat().st_size > 0
+    assert "10 configurations" in capsys.readouterr().out
