@@ -237,15 +237,19 @@ def _run(
         measured = Measurements(0, 0)
         protocol = instantiate(cfg.protocol)
         progress = StreamProgress() if protocol.online else ProgressPlugin()
-        threads = _set_threads(protocol.num_threads)
+        threads = None
         try:
-            # torch is imported only now: the writer imports MLflow on the other core meanwhile
-            from cl_runner.experiment import buffer_metrics, build
-            from cl_runner.training.guards import FiniteLossGuard
+            # Setup (torch imported only now, while the writer imports MLflow on the other core;
+            # data loaded) is protected: a signal raised inside a library's import leaves that
+            # library half-imported, so it is acted on once setup ends.
+            with guard.protected():
+                from cl_runner.experiment import buffer_metrics, build
+                from cl_runner.training.guards import FiniteLossGuard
 
-            anytime = AnytimeRecorder(protocol, folder, guard)
-            triggers = [anytime.trigger()] if anytime.enabled and not protocol.online else []
-            parts = build(cfg, plugins=[FiniteLossGuard(), progress, *triggers])
+                threads = _set_threads(protocol.num_threads)
+                anytime = AnytimeRecorder(protocol, folder, guard)
+                triggers = [anytime.trigger()] if anytime.enabled and not protocol.online else []
+                parts = build(cfg, plugins=[FiniteLossGuard(), progress, *triggers])
             bench = parts.benchmark
             anytime.setup(parts, int(cfg.seed))
             progress.n_experiences = bench.n_experiences

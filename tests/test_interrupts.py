@@ -90,6 +90,24 @@ def test_signal_mid_run_ends_killed_with_what_was_measured(tmp_path: Path, signu
     assert json.loads((folder / "run_info.json").read_text())["status"] == "KILLED"
 
 
+def test_sigterm_while_the_run_starts_ends_killed(tmp_path: Path):
+    """SIGTERM as soon as the run's folder is written: the run is loading torch and its MLflow
+    writer is starting in parallel. The run still ends KILLED, in one line, exit 143."""
+    proc = start_cl_run(tmp_path, *FAST)
+    deadline = time.monotonic() + 120
+    while not any((f / "run_info.json").exists() for f in run_folders(tmp_path)):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    (run,) = runs_of(local_store(tmp_path))
+    assert run.info.status == "KILLED"
+    (folder,) = run_folders(tmp_path)
+    assert json.loads((folder / "run_info.json").read_text())["status"] == "KILLED"
+
+
 def test_sigint_while_finishing_never_leaves_the_run_running(tmp_path: Path):
     """Ctrl-C just after the last experience lands in the end-of-run work (tables, upload):
     that work completes and the run is FINISHED or KILLED, with all 5 steps."""
